@@ -1,0 +1,1 @@
+"""Measurement: latency, size and accuracy retention, with peers side by side."""

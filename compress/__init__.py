@@ -1,0 +1,26 @@
+"""compress: make a fine-tuned model smaller and faster, with proof it still answers correctly.
+
+Python API::
+
+    from compress import load_model, run, RunOptions, default_recipe
+    model = load_model("path/to/hf-dir")
+    result = run(model, default_recipe(int8=True), RunOptions(out_dir=Path("out")))
+"""
+
+__version__ = "0.1.0"
+
+from compress.errors import CompressError  # noqa: E402
+
+
+def __getattr__(name):
+    # Lazy: `import compress` stays cheap (the CLI's --help must not import torch).
+    if name == "load_model":
+        from compress.loaders import load_model
+        return load_model
+    if name in ("run", "RunOptions", "default_recipe"):
+        from compress import runner
+        return getattr(runner, name)
+    raise AttributeError(name)
+
+
+__all__ = ["CompressError", "RunOptions", "default_recipe", "load_model", "run"]

@@ -1,0 +1,80 @@
+"""The model as every step sees it: a callable module, its input spec, its task, and where it came from."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from compress.spec import TensorSpec, to_torch
+
+TASKS = ("embedding", "classification", "generic")
+
+
+@dataclass
+class Model:
+    """A loaded model.
+
+    ``module`` takes the inputs positionally in ``inputs`` order and returns a tensor or a
+    tuple of tensors; it is ``None`` for an ONNX file, whose reference is the ONNX itself.
+    """
+
+    module: torch.nn.Module | None
+    inputs: tuple[TensorSpec, ...]
+    task: str
+    source: Path
+    format: str
+    output_names: tuple[str, ...] = ("output",)
+    tokenizer: Any = None
+    hf_model: Any = None  # the transformers model inside ``module``, when there is one
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def input_names(self) -> list[str]:
+        return [s.name for s in self.inputs]
+
+    @property
+    def is_onnx(self) -> bool:
+        return self.module is None
+
+    def forward_numpy(self, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """Run the PyTorch module on numpy inputs; every output comes back as float32 numpy."""
+        tensors = to_torch(arrays, self.inputs)
+        with torch.inference_mode():
+            out = self.module(*[tensors[n] for n in self.input_names])
+        return [t.detach().float().numpy() for t in flatten_outputs(out)]
+
+    @contextlib.contextmanager
+    def export_view(self):
+        """The module as it should be traced for export.
+
+        Transformers models trace with eager attention: the exported graph then has the plain
+        MatMul/Softmax pattern that ONNX Runtime's fusions recognise, instead of SDPA's masking
+        ops. The math is the same; PyTorch timings keep the model's own attention.
+        """
+        hf = self.hf_model
+        before = getattr(getattr(hf, "config", None), "_attn_implementation", None)
+        switch = hf is not None and before not in (None, "eager") and hasattr(hf, "set_attn_implementation")
+        if switch:
+            hf.set_attn_implementation("eager")
+        try:
+            yield self.module
+        finally:
+            if switch:
+                hf.set_attn_implementation(before)
+
+
+def flatten_outputs(out) -> list[torch.Tensor]:
+    """Tensors of a model's output in a stable order (tensor, tuple/list, dict, or ModelOutput)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    tensors: list[torch.Tensor] = []
+    for item in out:
+        tensors.extend(flatten_outputs(item))
+    return tensors

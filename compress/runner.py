@@ -1,0 +1,195 @@
+"""``run``: the one pipeline behind both the CLI and the Python API.
+
+load → measure the original → export ONNX (verified) → INT8 → measure every artifact →
+manifest + report, all written into a staged directory that replaces the output at the end.
+PyTorch is timed before any ONNX Runtime session exists, so ORT's worker threads cannot
+steal its cores.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.backends import OrtBackend, TorchBackend, run_all, time_batches
+from bench.report import add_speedups, artifact_row
+from bench.retention import retention
+from compress.config import StepConfig
+from compress.data import Dataset, default_data, load_data_file
+from compress.errors import InputError
+from compress.model import Model
+from compress.outputs import StagedDir, check_output_dir
+from compress.progress import Progress
+from compress.spec import random_inputs
+from export.manifest import write_manifest
+from export.onnx_export import OnnxExportConfig, export_onnx
+from export.ort_int8 import FusionHint, OnnxInt8Config, quantize_onnx_int8, resolve_mode
+from export.parity import check_parity
+
+REPORT_NAME = "report.json"
+REPORT_SCHEMA = "compress.report/1"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run and measure; the recipe says what to do to the model."""
+
+    out_dir: Path
+    force: bool = False
+    calib: Path | None = None
+    eval: Path | None = None
+    batch_sizes: tuple[int, ...] = (1, 16)
+    seq_len: int = 128
+    threads: int = 2
+    eval_samples: int = 128
+    min_seconds: float = 2.0  # per latency measurement
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    report: dict
+    manifest: dict = field(default_factory=dict)
+
+
+def default_recipe(int8: bool) -> list[StepConfig]:
+    return [OnnxExportConfig(), *([OnnxInt8Config()] if int8 else [])]
+
+
+def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: Progress | None = None) -> RunResult:
+    progress = progress or Progress(quiet=True)
+    check_output_dir(options.out_dir, model.source, options.force)
+    export_cfg = next((c for c in recipe if isinstance(c, OnnxExportConfig)), OnnxExportConfig())
+    int8_cfg = next((c for c in recipe if isinstance(c, OnnxInt8Config)), None)
+    report = _report_header(model, recipe, options)
+
+    with StagedDir(options.out_dir) as stage:
+        with progress.step("Preparing evaluation data"):
+            evaluation = _evaluation_data(model, options)
+            latency_inputs = _latency_inputs(model, options)
+            report["data"] = {"evaluation": evaluation.source}
+        rows, reference = [], None
+        if not model.is_onnx:
+            with progress.step("Measuring PyTorch FP32"), TorchBackend(model.forward_numpy, options.threads) as torch_backend:
+                reference = run_all(torch_backend, evaluation.batches)
+                rows.append(artifact_row("pytorch-fp32", "torch", "fp32", None, _torch_size(model),
+                                         time_batches(torch_backend, latency_inputs, options.min_seconds), None))
+            with progress.step(f"Exporting ONNX (opset {export_cfg.opset}) and checking parity"):
+                fp32_path = stage / "model.onnx"
+                export_onnx(model, _parity_sets(model)[0], fp32_path, export_cfg)
+                parity = check_parity(model, fp32_path, _parity_sets(model), export_cfg.atol, export_cfg.rtol)
+                report["export"] = {"opset": export_cfg.opset, "parity": parity.to_json()}
+                progress.say(f"  parity: max abs error {parity.max_abs_error:.2e}, max rel error {parity.max_rel_error:.2e}")
+        else:
+            fp32_path = stage / "model.onnx"
+            shutil.copyfile(model.source, fp32_path)
+            report["export"] = {"skipped": "the input is already ONNX; it is the reference"}
+
+        int8_path = stage / "model.int8.onnx"
+        if int8_cfg is not None:
+            with progress.step("Quantizing to INT8 (ONNX Runtime, CPU integer ops)"):
+                report["int8"] = _quantize(model, fp32_path, int8_path, int8_cfg, options, latency_inputs, report)
+                progress.say(f"  mode: {report['int8']['mode']}, transformer fusions: {report['int8']['transformer_fusions']}")
+
+        for name, path in (("onnx-fp32", fp32_path), ("onnx-int8", int8_path)):
+            if not path.exists():
+                continue
+            with progress.step(f"Measuring {name}"), OrtBackend(path, options.threads) as backend:
+                outputs = run_all(backend, evaluation.batches)
+                if reference is None:  # an ONNX input: its FP32 run is the reference
+                    reference = outputs
+                kept = retention(model.task, reference, outputs, evaluation.labels)
+                rows.append(artifact_row(name, "onnxruntime", name.split("-")[1], path.name, path.stat().st_size,
+                                         time_batches(backend, latency_inputs, options.min_seconds), kept))
+        if evaluation.labels is not None and not model.is_onnx:
+            rows[0]["retention"] = retention(model.task, reference, reference, evaluation.labels)
+        add_speedups(rows)
+        report["results"] = rows
+        report["step_seconds"] = progress.timings
+        (stage / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+        manifest = write_manifest(
+            stage, recipe=[c.to_json() for c in recipe], model=report["model"],
+            inputs=[s.to_json() for s in model.inputs], outputs=list(model.output_names),
+            extra={"task": model.task, "settings": report["settings"]},
+        )
+    return RunResult(options.out_dir, report, manifest)
+
+
+def _report_header(model: Model, recipe: list[StepConfig], options: RunOptions) -> dict:
+    return {
+        "schema": REPORT_SCHEMA,
+        "model": {"source": str(model.source), "format": model.format, "task": model.task,
+                  "inputs": [str(s) for s in model.inputs], "outputs": list(model.output_names), "notes": model.notes},
+        "recipe": [c.to_json() for c in recipe],
+        "settings": {"threads": options.threads, "sequence_length": options.seq_len, "batch_sizes": list(options.batch_sizes)},
+    }
+
+
+def _evaluation_data(model: Model, options: RunOptions) -> Dataset:
+    if options.eval is not None:
+        data = load_data_file(options.eval, model, batch_size=16, seq_len=options.seq_len, samples=options.eval_samples)
+    else:
+        data = default_data(model, "evaluation", options.eval_samples, 16, options.seq_len)
+    if options.calib is not None and options.eval is not None and Path(options.calib).resolve() == Path(options.eval).resolve():
+        raise InputError("--eval and --calib name the same file; evaluate on data the model was not calibrated on")
+    return data
+
+
+def _calibration_data(model: Model, options: RunOptions, samples: int) -> Dataset:
+    if options.calib is not None:
+        return load_data_file(options.calib, model, batch_size=16, seq_len=options.seq_len, samples=samples)
+    return default_data(model, "calibration", samples, 16, options.seq_len)
+
+
+def _latency_inputs(model: Model, options: RunOptions) -> dict[int, list[dict]]:
+    """Four different batches per size, from held-out evaluation text when there is a tokenizer."""
+    out = {}
+    for bs in options.batch_sizes:
+        data = default_data(model, "evaluation", 4 * bs, bs, options.seq_len)
+        out[bs] = data.batches[:4]
+    return out
+
+
+def _parity_sets(model: Model) -> list[dict]:
+    """Two shapes, so the check also proves the dynamic axes work."""
+    sets = []
+    for batch, seq, seed in ((2, 16, 11), (3, 24, 12)):
+        if model.tokenizer is not None:
+            from compress.data import tokenize
+            from compress.text_corpus import evaluation_texts
+
+            sets.append(tokenize(model, list(evaluation_texts()[seed:seed + batch]), seq))
+        else:
+            sets.append(random_inputs(model.inputs, {"batch": batch, "sequence": seq}, seed=seed))
+    return sets
+
+
+def _quantize(model, fp32_path, int8_path, cfg: OnnxInt8Config, options: RunOptions, latency_inputs, report) -> dict:
+    import onnx
+
+    mode = resolve_mode(onnx.load(str(fp32_path), load_external_data=False), cfg.mode)
+    calibration = None
+    if mode == "static":
+        calib = _calibration_data(model, options, cfg.calibration_samples)
+        calibration = calib.batches
+        report["data"]["calibration"] = calib.source
+    elif options.calib is not None:
+        report["data"]["calibration"] = f"{options.calib} not used: dynamic INT8 computes activation ranges at run time"
+    largest = max(latency_inputs)
+    result = quantize_onnx_int8(fp32_path, int8_path, cfg, calibration, _fusion_hint(model), latency_inputs[largest][0], options.threads)
+    return result.to_json()
+
+
+def _fusion_hint(model: Model) -> FusionHint | None:
+    config = getattr(model.hf_model, "config", None)
+    heads, hidden = getattr(config, "num_attention_heads", None), getattr(config, "hidden_size", None)
+    if config is None or not heads or not hidden:
+        return None
+    return FusionHint(config.model_type, heads, hidden)
+
+
+def _torch_size(model: Model) -> int:
+    module = model.module
+    return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])
