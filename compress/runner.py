@@ -78,8 +78,8 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
                                          time_batches(torch_backend, latency_inputs, options.min_seconds), None))
             with progress.step(f"Exporting ONNX (opset {export_cfg.opset}) and checking parity"):
                 fp32_path = stage / "model.onnx"
-                export_onnx(model, _parity_sets(model)[0], fp32_path, export_cfg)
-                parity = check_parity(model, fp32_path, _parity_sets(model), export_cfg.atol, export_cfg.rtol)
+                export_onnx(model, parity_inputs(model)[0], fp32_path, export_cfg)
+                parity = check_parity(model, fp32_path, parity_inputs(model), export_cfg.atol, export_cfg.rtol)
                 report["export"] = {"opset": export_cfg.opset, "parity": parity.to_json()}
                 progress.say(f"  parity: max abs error {parity.max_abs_error:.2e}, max rel error {parity.max_rel_error:.2e}")
         else:
@@ -152,7 +152,7 @@ def _latency_inputs(model: Model, options: RunOptions) -> dict[int, list[dict]]:
     return out
 
 
-def _parity_sets(model: Model) -> list[dict]:
+def parity_inputs(model: Model) -> list[dict]:
     """Two shapes, so the check also proves the dynamic axes work."""
     sets = []
     for batch, seq, seed in ((2, 16, 11), (3, 24, 12)):
@@ -178,11 +178,11 @@ def _quantize(model, fp32_path, int8_path, cfg: OnnxInt8Config, options: RunOpti
     elif options.calib is not None:
         report["data"]["calibration"] = f"{options.calib} not used: dynamic INT8 computes activation ranges at run time"
     largest = max(latency_inputs)
-    result = quantize_onnx_int8(fp32_path, int8_path, cfg, calibration, _fusion_hint(model), latency_inputs[largest][0], options.threads)
+    result = quantize_onnx_int8(fp32_path, int8_path, cfg, calibration, fusion_hint(model), latency_inputs[largest][0], options.threads)
     return result.to_json()
 
 
-def _fusion_hint(model: Model) -> FusionHint | None:
+def fusion_hint(model: Model) -> FusionHint | None:
     config = getattr(model.hf_model, "config", None)
     heads, hidden = getattr(config, "num_attention_heads", None), getattr(config, "hidden_size", None)
     if config is None or not heads or not hidden:

