@@ -38,11 +38,11 @@ class TorchBackend:
 class OrtBackend:
     name = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int):
-        self._path, self._threads = path, threads
+    def __init__(self, path: Path, threads: int, disabled_optimizers=()):
+        self._path, self._threads, self._disabled = path, threads, tuple(disabled_optimizers)
 
     def __enter__(self):
-        self._session = make_session(self._path, self._threads)
+        self._session = make_session(self._path, self._threads, disabled_optimizers=self._disabled)
         return self
 
     def __exit__(self, *exc):

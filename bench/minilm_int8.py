@@ -75,7 +75,8 @@ def main(argv=None) -> int:
         with quiet_ort():
             quantize_dynamic(fp32, peer)  # the peer: default arguments, exactly as users run it
         for name, path in (("onnx-fp32", fp32), ("ort-quantize-dynamic-defaults", peer), ("compress-int8 (ours)", ours)):
-            with OrtBackend(path, args.threads) as backend:
+            disabled = choice.disabled_optimizers if path == ours else ()  # as our manifest tells the runtime
+            with OrtBackend(path, args.threads, disabled) as backend:
                 outputs = run_all(backend, evaluation.batches)
                 rows.append(artifact_row(name, "onnxruntime", "fp32" if name == "onnx-fp32" else "int8", path.name, path.stat().st_size,
                                          time_batches(backend, latency_inputs, args.min_seconds), retention("embedding", reference, outputs)))

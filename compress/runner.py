@@ -91,12 +91,18 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
         if int8_cfg is not None:
             with progress.step("Quantizing to INT8 (ONNX Runtime, CPU integer ops)"):
                 report["int8"] = _quantize(model, fp32_path, int8_path, int8_cfg, options, latency_inputs, report)
-                progress.say(f"  mode: {report['int8']['mode']}, transformer fusions: {report['int8']['transformer_fusions']}")
+                chosen = report["int8"]
+                progress.say(f"  activations: {chosen['mode']}, transformer fusions: {chosen['transformer_fusions']}, "
+                             f"ORT optimizers off at load: {chosen['onnxruntime_disabled_optimizers'] or 'none'}")
 
+        runtime = {}  # per file: how ONNX Runtime should load it (also in the manifest)
+        if "int8" in report:
+            runtime[int8_path.name] = {"onnxruntime": {"disabled_optimizers": report["int8"]["onnxruntime_disabled_optimizers"]}}
         for name, path in (("onnx-fp32", fp32_path), ("onnx-int8", int8_path)):
             if not path.exists():
                 continue
-            with progress.step(f"Measuring {name}"), OrtBackend(path, options.threads) as backend:
+            disabled = runtime.get(path.name, {}).get("onnxruntime", {}).get("disabled_optimizers", ())
+            with progress.step(f"Measuring {name}"), OrtBackend(path, options.threads, disabled) as backend:
                 outputs = run_all(backend, evaluation.batches)
                 if reference is None:  # an ONNX input: its FP32 run is the reference
                     reference = outputs
@@ -112,7 +118,7 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
         manifest = write_manifest(
             stage, recipe=[c.to_json() for c in recipe], model=report["model"],
             inputs=[s.to_json() for s in model.inputs], outputs=list(model.output_names),
-            extra={"task": model.task, "settings": report["settings"]},
+            extra={"task": model.task, "settings": report["settings"], "runtime": runtime},
         )
     return RunResult(options.out_dir, report, manifest)
 

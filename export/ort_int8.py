@@ -61,10 +61,14 @@ class FusionHint:
 class Int8Result:
     mode: str
     fused: bool
-    choice: dict = field(default_factory=dict)  # variant -> measured p50 ms, when auto chose
+    # ONNX Runtime graph optimizers to switch off when loading the INT8 model: recorded in the
+    # manifest and applied by our backends, because on some CPUs a fusion is slower than no fusion.
+    disabled_optimizers: tuple[str, ...] = ()
+    trials: dict = field(default_factory=dict)  # variant -> measured p50 ms, when auto chose
 
     def to_json(self) -> dict:
-        return {"mode": self.mode, "transformer_fusions": self.fused, "fusion_trial_p50_ms": self.choice}
+        return {"mode": self.mode, "transformer_fusions": self.fused,
+                "onnxruntime_disabled_optimizers": list(self.disabled_optimizers), "variant_trial_p50_ms": self.trials}
 
 
 def resolve_mode(fp32: onnx.ModelProto, mode: str) -> str:
@@ -83,28 +87,46 @@ def quantize_onnx_int8(
     trial_inputs: dict[str, np.ndarray] | None = None,
     threads: int | None = None,
 ) -> Int8Result:
-    """Write ``out_path`` from ``fp32_path`` (never modified)."""
+    """Write ``out_path`` from ``fp32_path`` (never modified).
+
+    With ``graph_optimization="auto"`` and ``trial_inputs``, candidate graphs are timed on the
+    trial batch and the fastest kept; a more complex candidate must beat the plain one by 3%.
+    """
     fp32 = onnx.load(str(fp32_path), load_external_data=False)
     mode = resolve_mode(fp32, config.mode)
     if mode == "static" and calibration is None:
         raise QuantizationError("static INT8 needs calibration batches; pass --calib FILE or use dynamic mode")
+    calibration = list(calibration) if calibration is not None else None  # each candidate re-reads it
     want_fusion = fusion is not None and fusion.model_type in FUSABLE_MODEL_TYPES and config.graph_optimization != "off"
+    has_layer_norm = any(n.op_type == "LayerNormalization" for n in fp32.graph.node)
     with tempfile.TemporaryDirectory(prefix="compress-int8-") as tmp:
         tmp = Path(tmp)
         plain = tmp / "plain.int8.onnx"
         _quantize(fp32_path, plain, mode, config, calibration, tmp)
-        if not want_fusion:
+        if not want_fusion and not (has_layer_norm and config.graph_optimization == "auto"):
             return _finish(plain, out_path, Int8Result(mode, False))
-        fused_fp32 = tmp / "fused.fp32.onnx"
-        _fuse(fp32_path, fused_fp32, fusion)
-        fused = tmp / "fused.int8.onnx"
-        _quantize(fused_fp32, fused, mode, config, calibration, tmp)
+        fused = None
+        if want_fusion:
+            fused_fp32 = tmp / "fused.fp32.onnx"
+            _fuse(fp32_path, fused_fp32, fusion)
+            fused = tmp / "fused.int8.onnx"
+            _quantize(fused_fp32, fused, mode, config, calibration, tmp)
         if config.graph_optimization == "on" or trial_inputs is None:
-            return _finish(fused, out_path, Int8Result(mode, True))
-        # Keep the fusions only if they pay: on some CPUs they make the model slower.
-        times = {"plain": _trial_p50(plain, trial_inputs, threads), "fused": _trial_p50(fused, trial_inputs, threads)}
-        use_fused = times["fused"] < 0.97 * times["plain"]
-        return _finish(fused if use_fused else plain, out_path, Int8Result(mode, use_fused, times))
+            return _finish(fused or plain, out_path, Int8Result(mode, fused is not None))
+        # Candidates: (file, fused?, optimizers disabled at load). ORT's SkipLayerNormalization
+        # kernel measured slower than LayerNormalization + Add on an AVX2 CPU, so unfused is tried too.
+        no_skip = ("SkipLayerNormFusion",)
+        candidates = {"plain": (plain, False, ())}
+        if has_layer_norm:
+            candidates["plain, no SkipLayerNorm fusion"] = (plain, False, no_skip)
+        if fused is not None:
+            candidates["fused, no SkipLayerNorm fusion"] = (fused, True, no_skip)
+        times = {name: _trial_p50(path, trial_inputs, threads, disabled) for name, (path, _, disabled) in candidates.items()}
+        best = min(times, key=times.get)
+        if times[best] > 0.97 * times["plain"]:
+            best = "plain"
+        path, is_fused, disabled = candidates[best]
+        return _finish(path, out_path, Int8Result(mode, is_fused, disabled, times))
 
 
 def _finish(src: Path, out_path: Path, result: Int8Result) -> Int8Result:
@@ -137,18 +159,22 @@ def _quantize(src: Path, dst: Path, mode: str, config: OnnxInt8Config, calibrati
 
 
 def _fuse(src: Path, dst: Path, hint: FusionHint) -> None:
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
     with quiet_ort():
-        optimized = optimize_model(str(src), model_type=hint.model_type, num_heads=hint.num_heads, hidden_size=hint.hidden_size, opt_level=0)
+        options = FusionOptions(hint.model_type)
+        options.enable_skip_layer_norm = False  # slower than LayerNormalization + Add where measured
+        optimized = optimize_model(str(src), model_type=hint.model_type, num_heads=hint.num_heads,
+                                   hidden_size=hint.hidden_size, opt_level=0, optimization_options=options)
         optimized.save_model_to_file(str(dst))
 
 
-def _trial_p50(path: Path, inputs: dict[str, np.ndarray], threads: int | None) -> float:
+def _trial_p50(path: Path, inputs: dict[str, np.ndarray], threads: int | None, disabled: tuple[str, ...]) -> float:
     from bench.latency import measure
     from export.ort_session import make_session, run_session
 
-    session = make_session(path, threads)
+    session = make_session(path, threads, disabled_optimizers=disabled)
     try:
         return round(measure(lambda x: run_session(session, x), [inputs], warmup=2, min_iters=5, min_seconds=1.0).p50_ms, 3)
     finally:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 
-def make_session(path: str | Path, threads: int | None = None, spin: bool = True):
+def make_session(path: str | Path, threads: int | None = None, spin: bool = True, disabled_optimizers=()):
     """A CPU session. ``spin=False`` for sessions that are not timed: ORT's idle workers
     otherwise keep spinning after a run and steal cores from whatever is measured next."""
     import onnxruntime as ort
@@ -19,7 +19,7 @@ def make_session(path: str | Path, threads: int | None = None, spin: bool = True
     if not spin:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # warnings about unused initializers are noise to a user
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=list(disabled_optimizers))
 
 
 def run_session(session, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
