@@ -102,12 +102,16 @@ def _compress(model_path, inputs, static_shapes, task, trust_pickle, common):
         batch_sizes = ()
     if not batch_sizes or min(batch_sizes) < 1:
         raise InputError(f"--batch {common['batch_sizes']!r} must be positive integers separated by commas, like 1,16")
+    if static_shapes and not inputs:
+        raise InputError("--static fixes every axis to the --input sizes; pass --input NAME:SHAPE:DTYPE for each input")
     progress = Progress(quiet=common["quiet"])
     specs = tuple(parse_input_spec(text, dynamic_batch=not static_shapes) for text in inputs) or None
     with progress.step(f"Loading {model_path}"):
         model = load_model(model_path, specs, task=task, trust_pickle=trust_pickle)
         if static_shapes:
             model.notes.append("static shapes: every axis fixed")
+            if model.inputs[0].shape and isinstance(model.inputs[0].shape[0], int):
+                batch_sizes = (model.inputs[0].shape[0],)  # a static model runs only at its own batch size
         progress.say(f"  format: {model.format}, task: {model.task}, inputs: {' '.join(str(s) for s in model.inputs)}")
     recipe = [OnnxExportConfig(dynamic=not static_shapes)]
     if common["int8"]:
