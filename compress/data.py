@@ -7,6 +7,7 @@ read, and errors name the file and the first bad record.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def _read_npz(path: Path, model: Model):
     try:
         archive = np.load(path, allow_pickle=False)
         arrays = {k: archive[k] for k in archive.files}
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"data file {path} is not a readable .npz ({exc}); save it with numpy.savez") from exc
     labels = arrays.pop("labels", None)
     names = model.input_names
@@ -113,6 +114,8 @@ def _read_npz(path: Path, model: Model):
     if missing:
         raise InputError(f"data file {path} lacks arrays for inputs {missing}; its keys are {sorted(arrays)}, the model's inputs {names}")
     count = len(arrays[names[0]])
+    if labels is not None and len(labels) != count:
+        raise InputError(f"data file {path} holds {len(labels)} labels for {count} records; give one label per record")
     records = [{n: arrays[n][i] for n in names} for i in range(count)]
     for i, record in enumerate(records):
         _check_record(path, i, record, model)
@@ -141,10 +144,15 @@ def _read_jsonl(path: Path, model: Model):
                 missing = [n for n in model.input_names if n not in obj]
                 if missing:
                     raise InputError(f"data file {path} line {lineno} lacks {missing}; give \"text\" or every input of {model.input_names}")
-                spec_dtypes = {s.name: DTYPES[s.dtype] for s in model.inputs}
-                record = {n: np.asarray(obj[n], dtype=str(spec_dtypes[n]).replace("torch.", "")) for n in model.input_names}
+                try:
+                    record = {n: np.asarray(obj[n]) for n in model.input_names}
+                except ValueError as exc:
+                    raise InputError(f"data file {path} line {lineno}: an input is not a rectangular array of numbers ({exc})") from exc
+                if any(not np.issubdtype(v.dtype, np.number) and v.dtype != bool for v in record.values()):
+                    raise InputError(f"data file {path} line {lineno}: input values must be numbers")
                 _check_record(path, lineno, record, model)
-                records.append(record)
+                spec_dtypes = {s.name: str(DTYPES[s.dtype]).replace("torch.", "") for s in model.inputs}
+                records.append({n: v.astype(spec_dtypes[n]) for n, v in record.items()})
     if labels and len(labels) != len(records):
         raise InputError(f"data file {path}: {len(labels)} records have a label and {len(records)} do not all; label every record or none")
     return records, (np.asarray(labels) if labels else None)

@@ -77,7 +77,7 @@ def load_model(
     elif fmt == "safetensors":
         raise _state_dict_error(path)
     elif fmt == "pt2":
-        model = _load_exported_program(path, input_specs)
+        model = _load_exported_program(path, input_specs, task)
     elif fmt == "torchscript":
         model = Model(_load_torchscript(path), _require_specs(path, input_specs, "TorchScript"), task or "generic", path, fmt)
     else:
@@ -127,6 +127,8 @@ def _load_pickled_module(path: Path, trust_pickle: bool) -> torch.nn.Module:
             obj = torch.load(path, map_location="cpu", weights_only=False)
         except (AttributeError, ModuleNotFoundError) as exc:
             raise InputError(f"{path} needs model code that is not importable here ({exc}); run from where its module is importable") from exc
+        except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as exc:
+            raise InputError(f"{path} is corrupt or truncated: {_first_line(exc)}; re-save or re-copy the model") from exc
         if isinstance(obj, Mapping):
             raise _state_dict_error(path)
         if not isinstance(obj, torch.nn.Module):
@@ -134,7 +136,7 @@ def _load_pickled_module(path: Path, trust_pickle: bool) -> torch.nn.Module:
     return obj.eval()
 
 
-def _load_exported_program(path: Path, input_specs) -> Model:
+def _load_exported_program(path: Path, input_specs, task: str | None) -> Model:
     try:
         program = torch.export.load(str(path))
     except Exception as exc:  # torch raises many types for damaged archives
@@ -142,7 +144,7 @@ def _load_exported_program(path: Path, input_specs) -> Model:
     specs = _specs_from_program(program)
     if input_specs and [s.name for s in input_specs] != [s.name for s in specs]:
         raise InputError(f"--input names {[s.name for s in input_specs]} do not match the inputs recorded in {path}: {[str(s) for s in specs]}; drop --input")
-    model = Model(program.module(), specs, "generic", path, "pt2")
+    model = Model(program.module(), specs, task or "generic", path, "pt2")
     model.notes.append("input spec read from the .pt2 file")
     return model
 

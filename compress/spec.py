@@ -69,7 +69,7 @@ def parse_input_spec(text: str, dynamic_batch: bool = True) -> TensorSpec:
     dtype = _ALIASES.get(parts[2], parts[2]) if len(parts) == 3 else "float32"
     dims: list[Dim] = []
     for token in shape_text.lower().split("x"):
-        if token.isdigit() and int(token) > 0:
+        if re.fullmatch(r"[0-9]+", token) and int(token) > 0:
             dims.append(int(token))
         elif re.fullmatch(r"[a-z_]\w*", token):
             dims.append(token)

