@@ -65,8 +65,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         fp32 = tmp / "model.onnx"
-        export_onnx(model, parity_inputs(model)[0], fp32, OnnxExportConfig())
-        parity = check_parity(model, fp32, parity_inputs(model), 1e-4, 1e-3)
+        parity_sets = parity_inputs(model)
+        export_onnx(model, parity_sets[0], fp32, OnnxExportConfig())
+        parity = check_parity(model, fp32, parity_sets, 1e-4, 1e-3)
         ours = tmp / "model.int8.onnx"
         choice = quantize_onnx_int8(fp32, ours, OnnxInt8Config(), None, fusion_hint(model), latency_inputs[16][0], args.threads)
         peer = tmp / "ort-quantize-dynamic-defaults.onnx"

@@ -78,8 +78,9 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
                                          time_batches(torch_backend, latency_inputs, options.min_seconds), None))
             with progress.step(f"Exporting ONNX (opset {export_cfg.opset}) and checking parity"):
                 fp32_path = stage / "model.onnx"
-                export_onnx(model, parity_inputs(model)[0], fp32_path, export_cfg)
-                parity = check_parity(model, fp32_path, parity_inputs(model), export_cfg.atol, export_cfg.rtol)
+                parity_sets = parity_inputs(model)
+                export_onnx(model, parity_sets[0], fp32_path, export_cfg)
+                parity = check_parity(model, fp32_path, parity_sets, export_cfg.atol, export_cfg.rtol)
                 report["export"] = {"opset": export_cfg.opset, "parity": parity.to_json()}
                 progress.say(f"  parity: max abs error {parity.max_abs_error:.2e}, max rel error {parity.max_rel_error:.2e}")
         else:
