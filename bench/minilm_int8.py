@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import platform
@@ -57,7 +58,7 @@ def main(argv=None) -> int:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # torch.ao prints a migration notice
         warnings.simplefilter("ignore")
         dynamic = torch.ao.quantization.quantize_dynamic(model.module, {torch.nn.Linear}, dtype=torch.qint8)
-    with TorchBackend(_forward(model, dynamic), args.threads) as backend:
+    with TorchBackend(functools.partial(model.forward_numpy, module=dynamic), args.threads) as backend:
         outputs = run_all(backend, evaluation.batches)
         rows.append(artifact_row("pytorch-dynamic-int8", "torch", "int8", None, _bytes(dynamic),
                                  time_batches(backend, latency_inputs, args.min_seconds), retention("embedding", reference, outputs)))
@@ -104,18 +105,6 @@ def _targets(ours: dict) -> dict:
     checks["mean_cosine"] = (kept["mean_cosine"], f">= {TARGETS['mean_cosine']}", kept["mean_cosine"] >= TARGETS["mean_cosine"])
     checks["worst_cosine"] = (kept["worst_cosine"], f">= {TARGETS['worst_cosine']}", kept["worst_cosine"] >= TARGETS["worst_cosine"])
     return {k: {"value": v, "want": w, "met": bool(m)} for k, (v, w, m) in checks.items()}
-
-
-def _forward(model, module):
-    """forward_numpy for another module with the same inputs (the PyTorch INT8 peer)."""
-    from compress.model import flatten_outputs
-    from compress.spec import to_torch
-
-    def forward(arrays):
-        tensors = to_torch(arrays, model.inputs)
-        with torch.inference_mode():
-            return [t.float().numpy() for t in flatten_outputs(module(*[tensors[n] for n in model.input_names]))]
-    return forward
 
 
 def _bytes(module) -> int:

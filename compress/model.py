@@ -41,11 +41,12 @@ class Model:
     def is_onnx(self) -> bool:
         return self.module is None
 
-    def forward_numpy(self, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """Run the PyTorch module on numpy inputs; every output comes back as float32 numpy."""
+    def forward_numpy(self, arrays: dict[str, np.ndarray], module: torch.nn.Module | None = None) -> list[np.ndarray]:
+        """Run the PyTorch module (or ``module``, a variant taking the same inputs) on numpy inputs;
+        every output comes back as float32 numpy."""
         tensors = to_torch(arrays, self.inputs)
         with torch.inference_mode():
-            out = self.module(*[tensors[n] for n in self.input_names])
+            out = (module or self.module)(*[tensors[n] for n in self.input_names])
         return [t.detach().float().numpy() for t in flatten_outputs(out)]
 
     @contextlib.contextmanager
