@@ -34,6 +34,13 @@ def _common_options(fn):
         click.option("--calib", type=click.Path(path_type=Path), help="Calibration data: text lines, .npz or .jsonl."),
         click.option("--eval", "eval_file", type=click.Path(path_type=Path), help="Held-out evaluation data (optionally with labels): text, .npz or .jsonl."),
         click.option("--int8-mode", type=click.Choice(["auto", "dynamic", "static"]), default="auto", show_default=True, help="Activation quantization; auto: static for CNNs, dynamic for transformers."),
+        click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True, help="cpu: integer ops for ONNX Runtime; tensorrt: also model.int8.qdq.onnx (QDQ, checked for TensorRT). Implies static INT8."),
+        click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]), help="Activation range method for static INT8 [default: minmax]. Implies static INT8."),
+        click.option("--percentile", type=float, default=99.999, show_default=True, help="Percentile for --calib-method percentile."),
+        click.option("--smoothquant", default=None, metavar="ALPHA|off", help="SmoothQuant migration strength for static INT8 [default: 0.85]. Implies static INT8."),
+        click.option("--keep-float", type=click.IntRange(0, 10_000), default=0, help="Leave the N most sensitive layer groups in float (sensitivity analysis). Implies static INT8."),
+        click.option("--max-drop", default=None, metavar="PCT", help="Search INT8 configurations for the fastest within this metric drop, e.g. 0.2%. Exit code 3 if none is."),
+        click.option("--search-budget", default="10m", show_default=True, metavar="TIME", help="Time limit of the --max-drop search, e.g. 90s, 10m, 1h."),
         click.option("--batch", "batch_sizes", default="1,16", show_default=True, help="Batch sizes to time, comma-separated."),
         click.option("--seq-len", default=128, show_default=True, type=click.IntRange(2, 8192), help="Sequence length for text models."),
         click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 512), help="CPU threads for every backend."),
@@ -94,7 +101,6 @@ def _compress(model_path, inputs, static_shapes, task, trust_pickle, common):
     from compress.runner import RunOptions, run
     from compress.spec import parse_input_spec
     from export.onnx_export import OnnxExportConfig
-    from export.ort_int8 import OnnxInt8Config
 
     try:
         batch_sizes = tuple(sorted({int(b) for b in common["batch_sizes"].split(",") if b.strip()}))
@@ -115,7 +121,7 @@ def _compress(model_path, inputs, static_shapes, task, trust_pickle, common):
         progress.say(f"  format: {model.format}, task: {model.task}, inputs: {' '.join(str(s) for s in model.inputs)}")
     recipe = [OnnxExportConfig(dynamic=not static_shapes)]
     if common["int8"]:
-        recipe.append(OnnxInt8Config(mode=common["int8_mode"]))
+        recipe.append(int8_step(common, has_torch=not model.is_onnx))
     options = RunOptions(
         out_dir=common["out"] or default_output_dir(model_path), force=common["force"], calib=common["calib"],
         eval=common["eval_file"], batch_sizes=batch_sizes, seq_len=common["seq_len"], threads=common["threads"],
@@ -126,6 +132,73 @@ def _compress(model_path, inputs, static_shapes, task, trust_pickle, common):
     else:
         click.echo(format_table(result.report["results"]))
         click.echo(f"\nwrote {result.out_dir}/ ({', '.join(sorted(result.manifest['files']))}, manifest.json)")
+    if not result.tolerance_met:
+        from compress.passes.int8_search import ToleranceNotMet
+
+        chosen = result.report["int8"]["search"]["chosen"]
+        raise ToleranceNotMet(f"no INT8 configuration met --max-drop {common['max_drop']}; the best tried ({chosen['candidate']}, "
+                              f"drop {chosen['drop']:.4%}) was written; see report.json")
+
+
+def int8_step(common: dict, has_torch: bool = True):
+    """The INT8 config the flags ask for: dynamic (the default for transformers), static, or a search."""
+    from compress.passes.int8_search import Int8SearchConfig
+    from compress.passes.quantize import Int8StaticConfig
+    from export.ort_int8 import OnnxInt8Config
+
+    alpha = _alpha(common["smoothquant"]) if has_torch or common["smoothquant"] is not None else None  # ONNX input: no PyTorch to smooth
+    if common["max_drop"] is not None:
+        alphas = (alpha,) if common["smoothquant"] is not None and alpha is not None else (0.5, 0.75, 0.85) if has_torch else ()
+        return Int8SearchConfig(max_drop=parse_fraction(common["max_drop"]), budget_seconds=parse_duration(common["search_budget"]),
+                                target=common["target"], alphas=alphas)
+    static = (common["int8_mode"] == "static" or common["target"] != "cpu" or common["calib_method"] is not None
+              or common["smoothquant"] is not None or common["keep_float"])
+    if not static:
+        return OnnxInt8Config(mode=common["int8_mode"])
+    return Int8StaticConfig(method=common["calib_method"] or "minmax", percentile=common["percentile"], smoothquant_alpha=alpha,
+                            keep_float_count=common["keep_float"], target=common["target"])
+
+
+def _alpha(text: str | None) -> float | None:
+    from compress.errors import ConfigError
+
+    if text is None:
+        return 0.85
+    if text.strip().lower() in ("off", "none", "no"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--smoothquant {text!r} must be a number between 0 and 1 (e.g. 0.85) or off") from None
+
+
+def parse_fraction(text: str) -> float:
+    """'0.2%' -> 0.002; '0.002' -> 0.002."""
+    from compress.errors import ConfigError
+
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise ConfigError(f"--max-drop {text!r} must be a percentage like 0.2% or a fraction like 0.002") from None
+    if not 0 <= value < 1:
+        raise ConfigError(f"--max-drop {text!r} must be between 0% and 100%")
+    return value
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '10m', '1h' or plain seconds."""
+    from compress.errors import ConfigError
+
+    raw = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        value = float(raw[:-1]) * units[raw[-1]] if raw and raw[-1] in units else float(raw)
+    except ValueError:
+        value = -1
+    if value <= 0:
+        raise ConfigError(f"--search-budget {text!r} must be a positive time like 90s, 10m or 1h")
+    return value
 
 
 def _guarded(debug: bool, action) -> None:

@@ -43,14 +43,23 @@ def _batched(texts: list[str], batch_size: int) -> list[list[str]]:
 
 
 def builtin_text(model: Model, purpose: str, samples: int, batch_size: int, seq_len: int) -> Dataset:
-    texts = list((calibration_texts() if purpose == "calibration" else evaluation_texts())[:samples])
+    """``validation`` (what a search selects on) takes the evaluation source's last texts, so it
+    never overlaps the evaluation texts, which come from the front."""
+    if purpose == "calibration":
+        texts = list(calibration_texts()[:samples])
+    elif purpose == "validation":
+        texts = list(evaluation_texts()[-samples:])
+    else:
+        texts = list(evaluation_texts()[:samples])
     source = "Python standard-library docstrings" if purpose == "calibration" else "Python language reference (pydoc_data)"
+    if purpose == "validation":
+        source += ", the texts at its end"
     return Dataset([tokenize(model, b, seq_len) for b in _batched(texts, batch_size)], None, f"{source}, {len(texts)} texts")
 
 
 def synthetic(model: Model, purpose: str, samples: int, batch_size: int, seq_len: int) -> Dataset:
     """Random inputs from the spec; evaluation and calibration use different seeds, so they never coincide."""
-    seed = 0 if purpose == "calibration" else 1
+    seed = {"calibration": 0, "evaluation": 1}.get(purpose, 2)
     batches = []
     for i, start in enumerate(range(0, samples, batch_size)):
         n = min(batch_size, samples - start)
@@ -62,6 +71,19 @@ def default_data(model: Model, purpose: str, samples: int, batch_size: int, seq_
     if model.tokenizer is not None:
         return builtin_text(model, purpose, samples, batch_size, seq_len)
     return synthetic(model, purpose, samples, batch_size, seq_len)
+
+
+def split_off(data: Dataset, samples: int) -> tuple[Dataset, Dataset]:
+    """(the first ``samples`` samples, the rest), batch-aligned: a search validates on the first part
+    of the user's evaluation file and the report scores the rest."""
+    head, seen = [], 0
+    while seen < samples and len(head) < len(data.batches) - 1:
+        head.append(data.batches[len(head)])
+        seen += len(next(iter(head[-1].values())))
+    labels = data.labels
+    first = Dataset(head, labels[:seen] if labels is not None else None, f"{data.source}, first {seen} for validation")
+    rest = Dataset(data.batches[len(head):], labels[seen:] if labels is not None else None, f"{data.source}, after the first {seen}")
+    return first, rest
 
 
 def load_data_file(path: str | Path, model: Model, batch_size: int, seq_len: int, samples: int | None = None) -> Dataset:

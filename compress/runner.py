@@ -20,7 +20,10 @@ from compress.config import StepConfig
 from compress.data import Dataset, default_data, load_data_file
 from compress.errors import InputError
 from compress.model import Model
+from compress.int8_static_step import static_int8, validation_split
 from compress.outputs import StagedDir, check_output_dir
+from compress.passes.int8_search import Int8SearchConfig
+from compress.passes.quantize import Int8StaticConfig
 from compress.progress import Progress
 from compress.spec import random_inputs
 from export.manifest import write_manifest
@@ -45,6 +48,7 @@ class RunOptions:
     threads: int = 2
     eval_samples: int = 128
     min_seconds: float = 2.0  # per latency measurement
+    metric: object = None  # for the INT8 search: metric(reference, outputs, labels) -> score, higher is better
 
 
 @dataclass
@@ -52,6 +56,7 @@ class RunResult:
     out_dir: Path
     report: dict
     manifest: dict = field(default_factory=dict)
+    tolerance_met: bool = True  # False when an INT8 search found nothing within --max-drop
 
 
 def default_recipe(int8: bool) -> list[StepConfig]:
@@ -62,14 +67,18 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
     progress = progress or Progress(quiet=True)
     check_output_dir(options.out_dir, model.source, options.force)
     export_cfg = next((c for c in recipe if isinstance(c, OnnxExportConfig)), OnnxExportConfig())
-    int8_cfg = next((c for c in recipe if isinstance(c, OnnxInt8Config)), None)
+    int8_cfg = next((c for c in recipe if isinstance(c, (OnnxInt8Config, Int8StaticConfig, Int8SearchConfig))), None)
+    static = isinstance(int8_cfg, (Int8StaticConfig, Int8SearchConfig))
     report = _report_header(model, recipe, options)
 
     with StagedDir(options.out_dir) as stage:
         with progress.step("Preparing evaluation data"):
             evaluation = _evaluation_data(model, options)
+            validation = None
+            if static:
+                validation, evaluation = validation_split(model, evaluation, options.eval is not None, options.seq_len)
             latency_inputs = _latency_inputs(model, options)
-            report["data"] = {"evaluation": evaluation.source}
+            report["data"] = {"evaluation": evaluation.source, **({"validation": validation.source} if validation else {})}
         rows, reference = [], None
         if not model.is_onnx:
             with progress.step("Measuring PyTorch FP32"), TorchBackend(model.forward_numpy, options.threads) as torch_backend:
@@ -89,7 +98,16 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
             report["export"] = {"skipped": "the input is already ONNX; it is the reference"}
 
         int8_path = stage / "model.int8.onnx"
-        if int8_cfg is not None:
+        if static:
+            title = "Searching INT8 configurations" if isinstance(int8_cfg, Int8SearchConfig) else "Quantizing to static INT8"
+            with progress.step(title):
+                calib = _calibration_data(model, options, int8_cfg.calibration_samples)
+                report["data"]["calibration"] = calib.source
+                largest = max(latency_inputs)
+                report["int8"] = static_int8(
+                    model, int8_cfg, fp32_path, stage, calib, validation, latency_inputs[largest][0], options.threads, progress,
+                    options.metric, lambda path: _dynamic_candidate(fp32_path, path))
+        elif int8_cfg is not None:
             with progress.step("Quantizing to INT8 (ONNX Runtime, CPU integer ops)"):
                 report["int8"] = _quantize(model, fp32_path, int8_path, int8_cfg, options, latency_inputs, report)
                 chosen = report["int8"]
@@ -99,7 +117,8 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
         runtime = {}  # per file: how ONNX Runtime should load it (also in the manifest)
         if "int8" in report:
             runtime[int8_path.name] = {"onnxruntime": {"disabled_optimizers": report["int8"]["onnxruntime_disabled_optimizers"]}}
-        for name, path in (("onnx-fp32", fp32_path), ("onnx-int8", int8_path)):
+        qdq_path = stage / "model.int8.qdq.onnx"
+        for name, path in (("onnx-fp32", fp32_path), ("onnx-int8", int8_path), ("onnx-int8-qdq", qdq_path)):
             if not path.exists():
                 continue
             disabled = runtime.get(path.name, {}).get("onnxruntime", {}).get("disabled_optimizers", ())
@@ -121,7 +140,18 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
             inputs=[s.to_json() for s in model.inputs], outputs=list(model.output_names),
             extra={"task": model.task, "settings": report["settings"], "runtime": runtime},
         )
-    return RunResult(options.out_dir, report, manifest)
+    return RunResult(options.out_dir, report, manifest, report.get("int8", {}).get("tolerance_met", True))
+
+
+def _dynamic_candidate(fp32_path: Path, out_path: Path) -> Path | None:
+    """Dynamic per-channel INT8 as the search's cheapest candidate, where ORT's quantizer can make it."""
+    from compress.errors import QuantizationError
+
+    try:
+        quantize_onnx_int8(fp32_path, out_path, OnnxInt8Config(mode="dynamic", graph_optimization="off"))
+    except QuantizationError:
+        return None
+    return out_path
 
 
 def _report_header(model: Model, recipe: list[StepConfig], options: RunOptions) -> dict:
