@@ -20,7 +20,13 @@ def __getattr__(name):
     if name in ("run", "RunOptions", "default_recipe"):
         from compress import runner
         return getattr(runner, name)
+    if name in ("quantize_", "Int8StaticConfig"):
+        from compress.passes import quantize
+        return getattr(quantize, name)
+    if name == "Int8SearchConfig":
+        from compress.passes.int8_search import Int8SearchConfig
+        return Int8SearchConfig
     raise AttributeError(name)
 
 
-__all__ = ["CompressError", "RunOptions", "default_recipe", "load_model", "run"]
+__all__ = ["CompressError", "Int8SearchConfig", "Int8StaticConfig", "RunOptions", "default_recipe", "load_model", "quantize_", "run"]
