@@ -58,7 +58,7 @@ def test_cli_exits_3_and_keeps_the_best_when_no_configuration_meets_the_toleranc
 @pytest.mark.parametrize("case", ["empty", "shape", "dtype", "nan"])
 def test_cli_static_names_the_calibration_file_and_first_bad_record(case, digits_files, digits_data, tmp_path):
     x = digits_data["x_train"][:8].copy()
-    bad = {"empty": x[:0], "shape": x[:, :, :4], "dtype": x.astype(np.float64) if False else x.astype(np.int32), "nan": x}[case]
+    bad = {"empty": x[:0], "shape": x[:, :, :4], "dtype": x.astype(np.int32), "nan": x}[case]
     if case == "nan":
         bad[3, 0, 2, 2] = np.inf
     calib = tmp_path / "calib.npz"
