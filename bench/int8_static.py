@@ -11,19 +11,14 @@ Digits: a CNN trained here on scikit-learn digits, static INT8 (minmax), accurac
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
-import io
 import json
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from bench.backends import OrtBackend, TorchBackend, run_all, time_batches
-from bench.minilm_int8 import _bytes, _cpu_name
+from bench.backends import OrtBackend, run_all, time_batches
+from bench.minilm_int8 import cpu_name, torch_peer_rows
 from bench.report import add_speedups, artifact_row, format_table
 from bench.retention import retention
 from compress.data import builtin_text
@@ -50,16 +45,7 @@ def main(argv=None) -> int:
     model = load_model(get_model_path())
     evaluation = builtin_text(model, "evaluation", 256, 16, 128)
     latency_inputs = {bs: builtin_text(model, "evaluation", 4 * bs, bs, 128).batches for bs in (1, 16)}
-    rows = []
-    with TorchBackend(model.forward_numpy, args.threads) as backend:
-        reference = run_all(backend, evaluation.batches)
-        rows.append(artifact_row("pytorch-fp32", "torch", "fp32", None, _bytes(model.module), time_batches(backend, latency_inputs, args.min_seconds), None))
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        dynamic = torch.ao.quantization.quantize_dynamic(model.module, {torch.nn.Linear}, dtype=torch.qint8)
-    with TorchBackend(functools.partial(model.forward_numpy, module=dynamic), args.threads) as backend:
-        rows.append(artifact_row("pytorch-dynamic-int8", "torch", "int8", None, _bytes(dynamic), time_batches(backend, latency_inputs, args.min_seconds),
-                                 retention("embedding", reference, run_all(backend, evaluation.batches))))
+    rows, reference = torch_peer_rows(model, evaluation.batches, latency_inputs, args.threads, args.min_seconds)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "minilm"
         search = Int8SearchConfig(max_drop=args.max_drop, target="tensorrt")
@@ -80,7 +66,7 @@ def main(argv=None) -> int:
     digits = _digits(args.threads)
     payload = {"benchmark": "int8_static", "settings": {"threads": args.threads, "sequence_length": 128, "batch_sizes": [1, 16],
                "evaluation": evaluation.source, "max_drop": args.max_drop},
-               "environment": {"cpu": _cpu_name(), "versions": library_versions()}, "results": rows, "int8": int8_report,
+               "environment": {"cpu": cpu_name(), "versions": library_versions()}, "results": rows, "int8": int8_report,
                "digits": digits, "targets": _targets(rows, digits)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2) + "\n")

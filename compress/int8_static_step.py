@@ -13,7 +13,7 @@ from pathlib import Path
 
 from compress.data import Dataset, default_data, split_off
 from compress.model import Model
-from compress.passes.int8_search import Evaluator, Int8SearchConfig, metric_for_task, search_int8
+from compress.passes.int8_search import Evaluator, Int8SearchConfig, metric_for_task, search_int8, sensitivity_ranking
 from compress.passes.quantize import Int8StaticConfig, StaticInt8Builder
 from export.calibrate import forward_loop_over
 
@@ -52,9 +52,7 @@ def static_int8(model: Model, config: Int8StaticConfig | Int8SearchConfig, fp32_
         else:
             chosen, keep = config, set(config.keep_float)
             if config.keep_float_count:
-                from compress.passes.int8_search import _sensitivity
-
-                ranking = _sensitivity(builder, config, evaluate, work, lambda: False, progress.say)
+                ranking = sensitivity_ranking(builder, config, evaluate, work, lambda: False, progress.say)
                 keep = builder.keep_set(config, ranking)
                 section["sensitivity"] = builder.sensitivity
         section.update(_build_fastest(builder, chosen, keep, stage, trial_batch, threads))
@@ -64,14 +62,14 @@ def static_int8(model: Model, config: Int8StaticConfig | Int8SearchConfig, fp32_
 def _build_fastest(builder: StaticInt8Builder, config: Int8StaticConfig, keep: set[str], stage: Path, trial_batch: dict, threads: int) -> dict:
     """Write the chosen configuration, with ONNX Runtime's SkipLayerNormalization fusion folded in
     or not, whichever measures faster here (its kernel is slower than LayerNorm + Add on some CPUs)."""
-    from export.ort_int8 import _trial_p50
+    from export.ort_int8 import trial_p50
 
     qdq = stage / "model.int8.qdq.onnx" if config.target == "tensorrt" else None
     trials = {}
     for label, disabled in (("with SkipLayerNorm fusion", ()), ("without SkipLayerNorm fusion", NO_SKIP_LAYER_NORM)):
         path = stage / f"trial-{len(trials)}.int8.onnx"
-        info = builder.build(config, path, qdq, keep, disabled)
-        trials[label] = (_trial_p50(path, trial_batch, threads, disabled), path, disabled, info)
+        info = builder.build(config, path, qdq if not trials else None, keep, disabled)  # the QDQ file is the same for both
+        trials[label] = (trial_p50(path, trial_batch, threads, disabled), path, disabled, info)
     best = min(trials, key=lambda k: trials[k][0])
     p50, path, disabled, info = trials[best]
     path.replace(stage / "model.int8.onnx")

@@ -121,7 +121,7 @@ def quantize_onnx_int8(
             candidates["plain, no SkipLayerNorm fusion"] = (plain, False, no_skip)
         if fused is not None:
             candidates["fused, no SkipLayerNorm fusion"] = (fused, True, no_skip)
-        times = {name: _trial_p50(path, trial_inputs, threads, disabled) for name, (path, _, disabled) in candidates.items()}
+        times = {name: trial_p50(path, trial_inputs, threads, disabled) for name, (path, _, disabled) in candidates.items()}
         best = min(times, key=times.get)
         if times[best] > 0.97 * times["plain"]:
             best = "plain"
@@ -170,7 +170,7 @@ def _fuse(src: Path, dst: Path, hint: FusionHint) -> None:
         optimized.save_model_to_file(str(dst))
 
 
-def _trial_p50(path: Path, inputs: dict[str, np.ndarray], threads: int | None, disabled: tuple[str, ...]) -> float:
+def trial_p50(path: Path, inputs: dict[str, np.ndarray], threads: int | None, disabled: tuple[str, ...]) -> float:
     from bench.latency import measure
     from export.ort_session import make_session, run_session
 

@@ -155,7 +155,7 @@ def search_int8(builder: StaticInt8Builder, search: Int8SearchConfig, evaluate: 
                 consider(config.describe(), config, set(), path)
         if best is not None and not best["meets_tolerance"] and not over_budget():
             base = best["_config"] or Int8StaticConfig(target=search.target)
-            ranking = _sensitivity(builder, base, evaluate, work, over_budget, say)
+            ranking = sensitivity_ranking(builder, base, evaluate, work, over_budget, say)
             for count in range(1, min(search.max_float_layers, len(ranking) - 1) + 1):  # something stays INT8
                 if over_budget() or best["meets_tolerance"]:
                     break
@@ -188,7 +188,7 @@ def _better(point: dict, best: dict | None) -> bool:
     return point["drop"] < best["drop"]
 
 
-def _sensitivity(builder: StaticInt8Builder, config: Int8StaticConfig, evaluate: Evaluator, work: Path, over_budget, say) -> list[str]:
+def sensitivity_ranking(builder: StaticInt8Builder, config: Int8StaticConfig, evaluate: Evaluator, work: Path, over_budget, say) -> list[str]:
     """Quantize one layer group at a time (everything else float) and rank groups by the drop they cause."""
     prep = builder.prepare(config.smoothquant_alpha)
     say(f"  sensitivity analysis over {len(prep.groups)} layer groups")

@@ -72,9 +72,10 @@ class Prepared:
 
 class StaticInt8Builder:
     def __init__(self, model: Model, forward_loop: ForwardLoop, example: dict, work_dir: Path, threads: int | None = None,
-                 plain_fp32: Path | None = None):
+                 plain_fp32: Path | None = None, in_place: bool = False):
+        """``in_place``: smooth ``model`` itself (one alpha only) instead of a copy per alpha."""
         self.model, self.forward_loop, self.example = model, forward_loop, example
-        self.work_dir, self.threads, self.plain_fp32 = Path(work_dir), threads, plain_fp32
+        self.work_dir, self.threads, self.plain_fp32, self.in_place = Path(work_dir), threads, plain_fp32, in_place
         self._prepared: dict[float | None, Prepared] = {}
         self.sensitivity: list[dict] | None = None
 
@@ -89,7 +90,7 @@ class StaticInt8Builder:
         else:
             if self.model.module is None:
                 raise QuantizationError("SmoothQuant needs the PyTorch model; this input is ONNX, so set smoothquant_alpha=None")
-            model = self.model if alpha is None else clone_model(self.model)
+            model = self.model if alpha is None or self.in_place else clone_model(self.model)
             if alpha is not None:
                 smoothing = smooth_quant_(model, SmoothQuantConfig(alpha), self.forward_loop, self.example)
             _export(model, fp32_path)
@@ -166,10 +167,8 @@ def quantize_(model: Model, config: Int8StaticConfig, forward_loop: ForwardLoop,
     check_output_dir(Path(out_dir), model.source, force)
     example = _first_batch(forward_loop)
     with StagedDir(Path(out_dir)) as stage:
-        builder = StaticInt8Builder(model, forward_loop, example, stage / "work", threads)
-        prep = builder.prepare(config.smoothquant_alpha)
-        if config.smoothquant_alpha is not None:  # the caller's model gets the smoothing too
-            _smooth_in_place(model, config.smoothquant_alpha, forward_loop, example)
+        builder = StaticInt8Builder(model, forward_loop, example, stage / "work", threads, in_place=True)
+        prep = builder.prepare(config.smoothquant_alpha)  # smooths the caller's model itself
         import shutil
 
         shutil.copyfile(prep.fp32_path, stage / "model.onnx")
@@ -180,10 +179,6 @@ def quantize_(model: Model, config: Int8StaticConfig, forward_loop: ForwardLoop,
                                   inputs=[s.to_json() for s in model.inputs], outputs=list(model.output_names),
                                   extra={"int8": info})
     return {"out_dir": str(out_dir), "int8": info, "manifest": manifest}
-
-
-def _smooth_in_place(model: Model, alpha: float, forward_loop: ForwardLoop, example: dict) -> None:
-    smooth_quant_(model, SmoothQuantConfig(alpha), forward_loop, example)
 
 
 def _first_batch(forward_loop: ForwardLoop) -> dict:
