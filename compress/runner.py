@@ -21,6 +21,8 @@ from compress.data import Dataset, default_data, load_data_file
 from compress.errors import InputError
 from compress.model import Model
 from compress.int8_static_step import static_int8, validation_split
+from compress.model_passes_step import apply_model_passes, checkpoint_dir_for, model_passes
+from compress.passes.distill import DistillConfig
 from compress.outputs import StagedDir, check_output_dir
 from compress.passes.int8_search import Int8SearchConfig
 from compress.passes.quantize import Int8StaticConfig
@@ -49,6 +51,10 @@ class RunOptions:
     eval_samples: int = 128
     min_seconds: float = 2.0  # per latency measurement
     metric: object = None  # for the INT8 search: metric(reference, outputs, labels) -> score, higher is better
+    distill: Path | None = None  # unlabeled data for distillation [default: the built-in docstring text]
+    checkpoint_dir: Path | None = None  # distillation checkpoints [default: OUT.checkpoints beside the output]
+    resume: bool = False  # continue an interrupted distillation from its last checkpoint
+    prune_samples: int = 64  # calibration samples for Taylor importance
 
 
 @dataclass
@@ -85,6 +91,14 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
                 reference = run_all(torch_backend, evaluation.batches)
                 rows.append(artifact_row("pytorch-fp32", "torch", "fp32", None, _torch_size(model),
                                          time_batches(torch_backend, latency_inputs, options.min_seconds), None))
+        if model_passes(recipe):
+            if model.is_onnx:
+                raise InputError("pruning and distillation change PyTorch weights; give the model's PyTorch form (HF dir, .pt2, .pt), not ONNX")
+            calibration = _calibration_data(model, options, options.prune_samples)
+            model, stage_rows, report["model_passes"] = apply_model_passes(
+                model, recipe, options, progress, stage, evaluation, latency_inputs, reference, lambda run: [run(b) for b in calibration.batches])
+            rows.extend(stage_rows)
+        if not model.is_onnx:
             with progress.step(f"Exporting ONNX (opset {export_cfg.opset}) and checking parity"):
                 fp32_path = stage / "model.onnx"
                 parity_sets = parity_inputs(model)
@@ -140,6 +154,8 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
             inputs=[s.to_json() for s in model.inputs], outputs=list(model.output_names),
             extra={"task": model.task, "settings": report["settings"], "runtime": runtime},
         )
+    if any(isinstance(c, DistillConfig) for c in recipe) and options.checkpoint_dir is None:
+        shutil.rmtree(checkpoint_dir_for(options), ignore_errors=True)  # the run succeeded: nothing left to resume
     return RunResult(options.out_dir, report, manifest, report.get("int8", {}).get("tolerance_met", True))
 
 
@@ -224,6 +240,12 @@ def fusion_hint(model: Model) -> FusionHint | None:
     heads, hidden = getattr(config, "num_attention_heads", None), getattr(config, "hidden_size", None)
     if config is None or not heads or not hidden:
         return None
+    pruned = {len(v) for v in (getattr(config, "pruned_heads", None) or {}).values()}
+    if pruned:  # fused attention needs one head count for every layer: the kept one
+        if len(pruned) > 1 or len(config.pruned_heads) != getattr(config, "num_hidden_layers", len(config.pruned_heads)):
+            return None
+        head_dim, heads = hidden // heads, heads - pruned.pop()
+        hidden = heads * head_dim
     return FusionHint(config.model_type, heads, hidden)
 
 

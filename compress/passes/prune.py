@@ -1,0 +1,55 @@
+"""``prune_(model, config, forward_loop)``: one entry point for every kind of pruning.
+
+The config's type picks the pass: heads and FFN neurons of a transformer, channels of a CNN,
+unstructured magnitude, or n:m semi-structured sparsity. All work in place on ``model.module``
+and return a report that goes into report.json and the manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from compress.errors import InputError
+from compress.model import Model
+from compress.passes.prune_channels import ChannelPruneConfig, prune_channels_
+from compress.passes.prune_heads import HeadPruneConfig, prune_heads_
+from compress.passes.prune_unstructured import MagnitudePruneConfig, SemiStructuredConfig, magnitude_prune_, semi_structured_
+from compress.spec import to_torch
+
+ForwardLoop = Callable[[Callable[[dict[str, np.ndarray]], object]], None]
+PRUNE_CONFIGS = (HeadPruneConfig, ChannelPruneConfig, MagnitudePruneConfig, SemiStructuredConfig)
+
+
+def prune_(model: Model, config, forward_loop: ForwardLoop | None = None) -> dict:
+    """Prune ``model`` in place as ``config`` says; ``forward_loop(run)`` calls ``run(batch)`` on
+    calibration batches (needed for Taylor importance and to trace CNNs)."""
+    if model.module is None:
+        raise InputError("pruning changes PyTorch weights; the model is an ONNX file, so give its PyTorch form (HF dir, .pt2, .pt)")
+    if isinstance(config, HeadPruneConfig):
+        return {"kind": "heads", **prune_heads_(model, config, forward_loop)}
+    if isinstance(config, ChannelPruneConfig):
+        return {"kind": "channels", **_prune_channels(model, config, forward_loop)}
+    if isinstance(config, MagnitudePruneConfig):
+        return {"kind": "unstructured", **magnitude_prune_(model.module, config)}
+    if isinstance(config, SemiStructuredConfig):
+        return {"kind": f"{config.n}:{config.m}", **semi_structured_(model.module, config)}
+    raise TypeError(f"{type(config).__name__} is not a pruning config")
+
+
+def _prune_channels(model: Model, config: ChannelPruneConfig, forward_loop: ForwardLoop | None) -> dict:
+    if forward_loop is None:
+        raise InputError("channel pruning traces the model on a real batch; give --calib FILE (or a forward_loop)")
+    batches: list[dict[str, np.ndarray]] = []
+    forward_loop(batches.append)
+
+    def as_tensors(batch):
+        tensors = to_torch(batch, model.inputs)
+        return tuple(tensors[n] for n in model.input_names)
+
+    def channel_loop(run):
+        for batch in batches:
+            run(*as_tensors(batch), target=None)
+
+    return prune_channels_(model.module, config, as_tensors(batches[0]), channel_loop if config.importance == "taylor" else None)
