@@ -47,8 +47,9 @@ def load_pruned(auto_class, path: Path, config) -> torch.nn.Module:
     remove_pruned_heads(hf_model)
     state = load_file(str(weights))
     missing, unexpected = hf_model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if k not in getattr(hf_model, "_tied_weights_keys", None) or ()]
-    if unexpected or [k for k in missing if "position_ids" not in k]:
+    tied = set(getattr(hf_model, "_tied_weights_keys", None) or ())  # saved once, restored by tying
+    missing = [k for k in missing if k not in tied and "position_ids" not in k]
+    if unexpected or missing:
         raise InputError(f"{weights} does not match the pruned config (missing {missing[:3]}, unexpected {unexpected[:3]}); "
                          "the directory was edited after pruning")
     return hf_model.eval()

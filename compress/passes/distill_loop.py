@@ -151,7 +151,16 @@ class DistillRun:
         self.sampler = EpochShuffle(len(self.samples), config.seed)
         loader = torch.utils.data.DataLoader(self.samples, batch_size=config.batch_size, sampler=self.sampler, drop_last=True,
                                              collate_fn=as_is, generator=torch.Generator().manual_seed(config.seed))
-        optimizer = torch.optim.AdamW(_parameter_groups(student_module, config.weight_decay), lr=config.learning_rate)
+        frozen = [p for m in student_module.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters()
+                  if p.requires_grad] if config.freeze_embeddings else []
+        for p in frozen:
+            p.requires_grad_(False)
+        try:
+            optimizer = torch.optim.AdamW(_parameter_groups(student_module, config.weight_decay), lr=config.learning_rate)
+        except InputError:
+            for p in frozen:
+                p.requires_grad_(True)
+            raise
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, Warmup(config.warmup_steps))
         student_training, teacher_training, teacher_device = student_module.training, teacher_module.training, _device_of(teacher_module)
         self.module = student_module
@@ -174,6 +183,8 @@ class DistillRun:
             self.student.module = accelerator.unwrap_model(self.module, keep_fp32_wrapper=False).cpu().train(student_training)
             teacher_module.to(teacher_device).train(teacher_training)
             accelerator.free_memory()
+            for p in frozen:  # Module.to() moves parameters in place, so these are the student's own
+                p.requires_grad_(True)
         return self._report(stopped_by, resumed_from, accelerate.__version__)
 
     def _loop(self) -> str:

@@ -305,3 +305,33 @@ def test_trim_padding_drops_columns_padded_in_every_sample_only():
     assert torch.equal(out["labels"], torch.tensor([0, 1]))
     left_padded = torch.tensor([[0, 0, 1, 1, 1, 1], [0, 1, 1, 1, 1, 1]])
     assert trim_padding({"input_ids": ids, "attention_mask": left_padded})["input_ids"].shape == (2, 6)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_distill_keeps_embedding_tables_only_when_frozen(freeze):
+    import copy
+
+    import torch
+    import transformers as t
+
+    from compress.hf_loader import TaskHead
+    from compress.model import Model
+    from compress.passes.distill import DistillConfig, distill
+    from compress.spec import parse_input_spec, random_inputs
+
+    torch.manual_seed(0)
+    hf = t.BertModel(t.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                                  max_position_embeddings=16)).eval()
+    specs = (parse_input_spec("input_ids:4x8:int64"),)
+    teacher = Model(TaskHead(hf, ["input_ids"], "last_hidden_state"), specs, "generic", "t", "hf", hf_model=hf)
+    student_module = copy.deepcopy(teacher.module)
+    with torch.no_grad():
+        for p in student_module.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    student = Model(student_module, specs, "generic", "s", "hf", hf_model=student_module.model)
+    before = student_module.model.embeddings.word_embeddings.weight.detach().clone()
+    batches = [random_inputs(specs, {"batch": 4, "sequence": 8}, seed=i) for i in range(4)]
+    distill(teacher, student, DistillConfig(max_steps=3, batch_size=4, learning_rate=1e-2, freeze_embeddings=freeze), batches)
+    after = student.module.model.embeddings.word_embeddings.weight
+    assert torch.equal(after, before) == freeze
+    assert after.requires_grad  # the caller's module comes back as it was given

@@ -150,3 +150,19 @@ def test_prune_heads_names_module_types_looked_for_when_model_has_no_heads():
     model = Model(module, (parse_input_spec("x:1x1x8x8:float32"),), "generic", "cnn.pt", "torchscript")
     with pytest.raises(InputError, match="looked for BERT-style self-attention"):
         prune_heads_(model, HeadPruneConfig(heads=0.5, importance="magnitude"))
+
+
+def test_loading_a_pruned_dir_whose_weights_do_not_fit_says_it_was_edited(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from compress.hf_pruned import save_hf_dir
+
+    model = _tiny("bert", tmp_path)
+    prune_heads_(model, HeadPruneConfig(heads=0.5, importance="magnitude"))
+    save_hf_dir(model, tmp_path / "saved")
+    weights = tmp_path / "saved" / "model.safetensors"
+    state = load_file(str(weights))
+    state["extra.weight"] = torch.zeros(1)
+    save_file(state, str(weights))
+    with pytest.raises(InputError, match="edited after pruning"):
+        load_model(tmp_path / "saved", model.inputs)
