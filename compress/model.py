@@ -79,3 +79,8 @@ def flatten_outputs(out) -> list[torch.Tensor]:
     for item in out:
         tensors.extend(flatten_outputs(item))
     return tensors
+
+
+def module_bytes(module: torch.nn.Module) -> int:
+    """In-memory size of a module's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])

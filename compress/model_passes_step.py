@@ -15,7 +15,7 @@ from bench.report import artifact_row
 from bench.retention import retention
 from compress.data import Dataset, default_data, load_data_file
 from compress.errors import InputError
-from compress.model import Model
+from compress.model import Model, module_bytes
 from compress.passes.distill import DistillConfig, distill
 from compress.passes.prune import PRUNE_CONFIGS, prune_
 from compress.passes.quantize import clone_model
@@ -72,8 +72,7 @@ def _measure(name, model: Model, evaluation, latency_inputs, reference, options,
     with progress.step(f"Measuring {name}"), TorchBackend(model.forward_numpy, options.threads) as backend:
         outputs = run_all(backend, evaluation.batches)
         kept = retention(model.task, reference, outputs, evaluation.labels)
-        size = sum(t.numel() * t.element_size() for t in [*model.module.parameters(), *model.module.buffers()])
-        return artifact_row(name, "torch", "fp32", None, size, time_batches(backend, latency_inputs, options.min_seconds), kept)
+        return artifact_row(name, "torch", "fp32", None, module_bytes(model.module), time_batches(backend, latency_inputs, options.min_seconds), kept)
 
 
 def _distill_data(model: Model, options) -> Dataset:

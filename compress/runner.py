@@ -19,7 +19,7 @@ from bench.retention import retention
 from compress.config import StepConfig
 from compress.data import Dataset, default_data, load_data_file
 from compress.errors import InputError
-from compress.model import Model
+from compress.model import Model, module_bytes
 from compress.int8_static_step import static_int8, validation_split
 from compress.model_passes_step import apply_model_passes, checkpoint_dir_for, model_passes
 from compress.passes.distill import DistillConfig
@@ -89,7 +89,7 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
         if not model.is_onnx:
             with progress.step("Measuring PyTorch FP32"), TorchBackend(model.forward_numpy, options.threads) as torch_backend:
                 reference = run_all(torch_backend, evaluation.batches)
-                rows.append(artifact_row("pytorch-fp32", "torch", "fp32", None, _torch_size(model),
+                rows.append(artifact_row("pytorch-fp32", "torch", "fp32", None, module_bytes(model.module),
                                          time_batches(torch_backend, latency_inputs, options.min_seconds), None))
         if model_passes(recipe):
             if model.is_onnx:
@@ -247,8 +247,3 @@ def fusion_hint(model: Model) -> FusionHint | None:
         head_dim, heads = hidden // heads, heads - pruned.pop()
         hidden = heads * head_dim
     return FusionHint(config.model_type, heads, hidden)
-
-
-def _torch_size(model: Model) -> int:
-    module = model.module
-    return sum(t.numel() * t.element_size() for t in [*module.parameters(), *module.buffers()])

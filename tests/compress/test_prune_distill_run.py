@@ -2,6 +2,7 @@
 model saved as a directory the loaders open again, an interrupted distillation resumed with
 nothing lost, and bad flags refused with one line."""
 
+import json
 import os
 import signal
 
@@ -13,6 +14,7 @@ from safetensors.torch import load_file
 
 from compress.cli import main
 from compress.cli_model_passes import parse_prune
+from compress.data import tokenize
 from compress.errors import ConfigError
 from compress.loaders import load_model
 from compress.passes.distill import DistillConfig
@@ -67,13 +69,13 @@ def test_cli_prune_distill_int8_reports_every_stage_and_saves_a_loadable_model(t
     result = CliRunner().invoke(main, [str(tiny_bert), "--prune", "heads=0.5,ffn=0.5", "--distill", str(distill_text),
                                        "--distill-steps", "4", "--json", "--out", str(out), *FAST])
     assert result.exit_code == 0, result.output
-    names = [r["name"] for r in __import__("json").loads(result.stdout)["results"]]
+    names = [r["name"] for r in json.loads(result.stdout)["results"]]
     assert names == ["pytorch-fp32", "pytorch-pruned", "pytorch-pruned-distilled", "onnx-fp32", "onnx-int8"]
     assert not (tmp_path / "out.checkpoints").exists()  # a finished run leaves nothing to resume
     saved = load_model(out / "model")
     assert saved.hf_model.config.pruned_heads and saved.hf_model.config.intermediate_size == 32
     # the saved directory is the model that was exported: same answers as model.onnx
-    batch = {k: v for k, v in __import__("compress.data", fromlist=["tokenize"]).tokenize(saved, ["a short test sentence", "def f(): pass"], 16).items()}
+    batch = tokenize(saved, ["a short test sentence", "def f(): pass"], 16)
     with_onnx = run_session(make_session(out / "model.onnx", 1, spin=False), batch)[0]
     np.testing.assert_allclose(saved.forward_numpy(batch)[0], with_onnx, atol=1e-4)
 
