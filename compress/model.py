@@ -44,10 +44,15 @@ class Model:
     def forward_numpy(self, arrays: dict[str, np.ndarray], module: torch.nn.Module | None = None) -> list[np.ndarray]:
         """Run the PyTorch module (or ``module``, a variant taking the same inputs) on numpy inputs;
         every output comes back as float32 numpy."""
-        tensors = to_torch(arrays, self.inputs)
+        args = self.torch_args(arrays)
         with torch.inference_mode():
-            out = (module or self.module)(*[tensors[n] for n in self.input_names])
+            out = (module or self.module)(*args)
         return [t.detach().float().numpy() for t in flatten_outputs(out)]
+
+    def torch_args(self, arrays: dict[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
+        """The module's positional arguments for one numpy batch, in the spec's dtypes."""
+        tensors = to_torch(arrays, self.inputs)
+        return tuple(tensors[n] for n in self.input_names)
 
     @contextlib.contextmanager
     def export_view(self):

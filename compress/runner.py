@@ -28,6 +28,7 @@ from compress.passes.int8_search import Int8SearchConfig
 from compress.passes.quantize import Int8StaticConfig
 from compress.progress import Progress
 from compress.spec import random_inputs
+from export.calibrate import forward_loop_over
 from export.manifest import write_manifest
 from export.onnx_export import OnnxExportConfig, export_onnx
 from export.ort_int8 import FusionHint, OnnxInt8Config, quantize_onnx_int8, resolve_mode
@@ -96,7 +97,7 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
                 raise InputError("pruning and distillation change PyTorch weights; give the model's PyTorch form (HF dir, .pt2, .pt), not ONNX")
             calibration = _calibration_data(model, options, options.prune_samples)
             model, stage_rows, report["model_passes"] = apply_model_passes(
-                model, recipe, options, progress, stage, evaluation, latency_inputs, reference, lambda run: [run(b) for b in calibration.batches])
+                model, recipe, options, progress, stage, evaluation, latency_inputs, reference, forward_loop_over(calibration.batches))
             rows.extend(stage_rows)
         if not model.is_onnx:
             with progress.step(f"Exporting ONNX (opset {export_cfg.opset}) and checking parity"):

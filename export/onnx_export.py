@@ -20,7 +20,6 @@ import torch
 from compress.config import StepConfig, register_config
 from compress.errors import ConfigError, ExportError
 from compress.model import Model
-from compress.spec import to_torch
 from export.onnx_io import check_and_infer, rename_outputs
 
 _TWO_GB = 2**31 - 2**27  # protobuf's limit, with headroom for the graph itself
@@ -44,8 +43,7 @@ class OnnxExportConfig(StepConfig):
 
 def export_onnx(model: Model, example: dict, out_path: Path, config: OnnxExportConfig) -> onnx.ModelProto:
     """Write ``out_path`` and return the checked, shape-inferred graph."""
-    tensors = to_torch(example, model.inputs)
-    args = tuple(tensors[n] for n in model.input_names)
+    args = model.torch_args(example)
     large = sum(p.numel() * p.element_size() for p in model.module.parameters()) > _TWO_GB
     with model.export_view() as module, _quiet_exporter():
         try:

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from compress.config import StepConfig, register_config
+from compress.data import Batch
 from compress.errors import ConfigError, InputError
 from compress.model import Model
 from compress.passes.distill_checkpoint import open_directory
@@ -38,7 +39,6 @@ from compress.passes.distill_loop import DistillRun, Samples
 from compress.passes.distill_losses import HIDDEN_LOSSES, default_hidden_pairs
 from compress.spec import to_torch
 
-Batch = dict[str, np.ndarray]
 
 
 @register_config

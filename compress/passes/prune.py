@@ -7,18 +7,13 @@ and return a report that goes into report.json and the manifest.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import numpy as np
-
 from compress.errors import InputError
 from compress.model import Model
 from compress.passes.prune_channels import ChannelPruneConfig, prune_channels_
 from compress.passes.prune_heads import HeadPruneConfig, prune_heads_
 from compress.passes.prune_unstructured import MagnitudePruneConfig, SemiStructuredConfig, magnitude_prune_, semi_structured_
-from compress.spec import to_torch
+from export.calibrate import ForwardLoop
 
-ForwardLoop = Callable[[Callable[[dict[str, np.ndarray]], object]], None]
 PRUNE_CONFIGS = (HeadPruneConfig, ChannelPruneConfig, MagnitudePruneConfig, SemiStructuredConfig)
 
 
@@ -44,12 +39,8 @@ def _prune_channels(model: Model, config: ChannelPruneConfig, forward_loop: Forw
     batches: list[dict[str, np.ndarray]] = []
     forward_loop(batches.append)
 
-    def as_tensors(batch):
-        tensors = to_torch(batch, model.inputs)
-        return tuple(tensors[n] for n in model.input_names)
-
     def channel_loop(run):
         for batch in batches:
-            run(*as_tensors(batch), target=None)
+            run(*model.torch_args(batch), target=None)
 
-    return prune_channels_(model.module, config, as_tensors(batches[0]), channel_loop if config.importance == "taylor" else None)
+    return prune_channels_(model.module, config, model.torch_args(batches[0]), channel_loop if config.importance == "taylor" else None)

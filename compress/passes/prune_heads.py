@@ -14,7 +14,6 @@ Importance, by config:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -23,9 +22,8 @@ from compress.config import StepConfig, register_config
 from compress.errors import ConfigError
 from compress.model import Model, flatten_outputs
 from compress.passes.transformer_blocks import AttentionBlock, FfnBlock, find_blocks, output_rows
-from compress.spec import to_torch
+from export.calibrate import ForwardLoop
 
-ForwardLoop = Callable[[Callable[[dict[str, np.ndarray]], object]], None]
 IMPORTANCE = ("taylor", "magnitude")
 
 
@@ -121,9 +119,8 @@ def taylor_scores(model: Model, attention: list[AttentionBlock], ffn: list[FfnBl
     module.eval()
 
     def step(batch: dict[str, np.ndarray]) -> None:
-        tensors = to_torch(batch, model.inputs)
         with torch.enable_grad():
-            output = flatten_outputs(module(*[tensors[n] for n in model.input_names]))[0].float()
+            output = flatten_outputs(module(*model.torch_args(batch)))[0].float()
             probe = torch.randn(output.shape, generator=generator)
             (output * probe).sum().backward()
         for i, (_, count) in enumerate(units):

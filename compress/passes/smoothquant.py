@@ -13,7 +13,6 @@ explicit input scale, one elementwise multiply that is exported into the ONNX gr
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -22,8 +21,8 @@ from compress.config import StepConfig, register_config
 from compress.errors import ConfigError, QuantizationError
 from compress.model import Model
 from compress.passes.linear_inputs import LinearGroup, is_linear_like, linear_groups
+from export.calibrate import ForwardLoop
 
-ForwardLoop = Callable[[Callable[[dict[str, np.ndarray]], object]], None]
 
 
 @register_config
@@ -55,11 +54,8 @@ def smooth_quant_(model: Model, config: SmoothQuantConfig, forward_loop: Forward
     if model.module is None:
         raise QuantizationError("SmoothQuant works on the PyTorch model; this input is ONNX, so quantize without --smoothquant")
     module = model.module
-    from compress.spec import to_torch
-
-    tensors = to_torch(example, model.inputs)
     with model.export_view() as traced:
-        groups = linear_groups(traced, tuple(tensors[n] for n in model.input_names))
+        groups = linear_groups(traced, model.torch_args(example))
     if not groups:
         return {"alpha": config.alpha, "groups": [], "note": "no Linear layer is fed by a LayerNorm or an activation"}
     maxima = _input_channel_maxima(model, groups, forward_loop)
