@@ -1,7 +1,11 @@
-"""Backends that run an artifact on numpy batches: PyTorch eager and ONNX Runtime on CPU.
+"""Backends that run an artifact on numpy batches, and the protocol every backend follows.
 
-Each is opened, measured and closed before the next one starts, so nothing of one backend
-(ONNX Runtime's spinning worker threads above all) is still running while another is timed.
+A backend is a context manager. ``run(batch)`` takes and returns numpy (for accuracy);
+``prepare(batch)`` stages one batch where the backend computes (a GPU's memory, the right
+dtype) outside the timed region, and ``run_prepared(staged)`` is what latency measures: it
+returns only when the work is done (GPU backends synchronize). Each backend is opened,
+measured and closed before the next one starts, so nothing of one backend (ONNX Runtime's
+spinning worker threads above all) is still running while another is timed.
 """
 
 from __future__ import annotations
@@ -17,7 +21,32 @@ from bench.latency import Latency, measure
 from export.ort_session import make_session, run_session
 
 
-class TorchBackend:
+class Backend:
+    """Defaults for a host backend: staging is the identity, the timed call is ``run``."""
+
+    name = "backend"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def run(self, batch: dict[str, np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def prepare(self, batch: dict[str, np.ndarray]):
+        return batch
+
+    def run_prepared(self, staged):
+        return self.run(staged)
+
+    def gpu_peak_bytes(self) -> int | None:
+        """Peak device memory while open, where the backend can tell; None on CPU."""
+        return None
+
+
+class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, forward_numpy, threads: int):
@@ -35,7 +64,7 @@ class TorchBackend:
         return self._forward(batch)
 
 
-class OrtBackend:
+class OrtBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, path: Path, threads: int, disabled_optimizers=()):
@@ -59,4 +88,9 @@ def run_all(backend, batches: Sequence[dict[str, np.ndarray]]) -> np.ndarray:
 
 
 def time_batches(backend, latency_inputs: dict[int, list[dict]], min_seconds: float = 2.0) -> dict[int, Latency]:
-    return {bs: measure(backend.run, inputs, min_seconds=min_seconds) for bs, inputs in latency_inputs.items()}
+    """Latency per batch size; batches are staged first, so copies to a device are not timed."""
+    out = {}
+    for bs, inputs in latency_inputs.items():
+        staged = [backend.prepare(b) for b in inputs]
+        out[bs] = measure(backend.run_prepared, staged, min_seconds=min_seconds, batch_size=bs)
+    return out

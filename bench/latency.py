@@ -39,8 +39,10 @@ def measure(
     min_iters: int = 10,
     min_seconds: float = 2.0,
     max_iters: int = 10_000,
+    batch_size: int | None = None,
 ) -> Latency:
-    """Time ``fn(inputs[i % len(inputs)])``; batch size is read from the first input's first axis."""
+    """Time ``fn(inputs[i % len(inputs)])``; batch size is read from the first input's first axis
+    unless given (inputs already staged on a device are not numpy dicts)."""
     if not inputs:
         raise ValueError("measure needs at least one input batch")
     for i in range(warmup):
@@ -53,6 +55,6 @@ def measure(
         fn(x)
         samples.append((time.perf_counter() - t0) * 1000.0)
     arr = np.asarray(samples)
-    batch = len(next(iter(inputs[0].values())))
+    batch = batch_size if batch_size is not None else len(next(iter(inputs[0].values())))
     p50, p90, p99 = np.percentile(arr, [50, 90, 99])
     return Latency(batch, len(arr), round(float(p50), 3), round(float(p90), 3), round(float(p99), 3), round(float(arr.mean()), 3))

@@ -57,3 +57,16 @@ def headline(result: dict) -> str:
 def _rows(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     return x.reshape(len(x), -1)
+
+
+def primary_retention(result: dict) -> tuple[str, float]:
+    """The one number, higher is better, that a regression gate compares."""
+    metric = result.get("metric")
+    if metric == "cosine":
+        return "mean_cosine", float(result["mean_cosine"])
+    if metric == "top1_agreement":
+        key = "accuracy" if "accuracy" in result else "top1_agreement"
+        return key, float(result[key])
+    if metric == "relative_error":
+        return "-mean_relative_error", -float(result["mean_relative_error"])
+    raise ValueError(f"unknown retention metric {metric!r}")

@@ -62,6 +62,7 @@ def main():
     \b
     compress MODEL --int8      export, quantize, verify and report (MODEL: HF dir, .pt/.ts, .pt2, .onnx)
     compress demo              the same on the bundled MiniLM sentence-embedding model
+    compress bench run PATH    the benchmark suite (also: bench compare, bench merge)
     """
 
 
@@ -103,12 +104,7 @@ def _compress(model_path, inputs, static_shapes, task, trust_pickle, common):
     from compress.spec import parse_input_spec
     from export.onnx_export import OnnxExportConfig
 
-    try:
-        batch_sizes = tuple(sorted({int(b) for b in common["batch_sizes"].split(",") if b.strip()}))
-    except ValueError:
-        batch_sizes = ()
-    if not batch_sizes or min(batch_sizes) < 1:
-        raise InputError(f"--batch {common['batch_sizes']!r} must be positive integers separated by commas, like 1,16")
+    batch_sizes = parse_batch_sizes(common["batch_sizes"])
     if static_shapes and not inputs:
         raise InputError("--static fixes every axis to the --input sizes; pass --input NAME:SHAPE:DTYPE for each input")
     progress = Progress(quiet=common["quiet"])
@@ -140,6 +136,19 @@ def _compress(model_path, inputs, static_shapes, task, trust_pickle, common):
         chosen = result.report["int8"]["search"]["chosen"]
         raise ToleranceNotMet(f"no INT8 configuration met --max-drop {common['max_drop']}; the best tried ({chosen['candidate']}, "
                               f"drop {chosen['drop']:.4%}) was written; see report.json")
+
+
+def parse_batch_sizes(text: str) -> tuple[int, ...]:
+    """'1,16' -> (1, 16), sorted and without repeats."""
+    from compress.errors import InputError
+
+    try:
+        batch_sizes = tuple(sorted({int(b) for b in text.split(",") if b.strip()}))
+    except ValueError:
+        batch_sizes = ()
+    if not batch_sizes or min(batch_sizes) < 1:
+        raise InputError(f"--batch {text!r} must be positive integers separated by commas, like 1,16")
+    return batch_sizes
 
 
 def int8_step(common: dict, has_torch: bool = True):
@@ -216,6 +225,14 @@ def _guarded(debug: bool, action) -> None:
         click.echo("interrupted; no output was written (a distillation saved a checkpoint: run again with --resume)", err=True)
         sys.exit(130)
 
+
+def _register_subcommands() -> None:
+    from compress.cli_bench import bench_group
+
+    main.add_command(bench_group)
+
+
+_register_subcommands()
 
 if __name__ == "__main__":
     main()

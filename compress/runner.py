@@ -13,6 +13,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.environment import capture as capture_environment
 from bench.backends import OrtBackend, TorchBackend, run_all, time_batches
 from bench.report import add_speedups, artifact_row
 from bench.retention import retention
@@ -153,11 +154,16 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
         manifest = write_manifest(
             stage, recipe=[c.to_json() for c in recipe], model=report["model"],
             inputs=[s.to_json() for s in model.inputs], outputs=list(model.output_names),
-            extra={"task": model.task, "settings": report["settings"], "runtime": runtime},
+            extra={"task": model.task, "settings": report["settings"], "runtime": runtime, "data_files": _data_files(options)},
         )
     if any(isinstance(c, DistillConfig) for c in recipe) and options.checkpoint_dir is None:
         shutil.rmtree(checkpoint_dir_for(options), ignore_errors=True)  # the run succeeded: nothing left to resume
     return RunResult(options.out_dir, report, manifest, report.get("int8", {}).get("tolerance_met", True))
+
+
+def _data_files(options: RunOptions) -> dict:
+    """The user's data files, so `compress bench run OUT` scores on the same held-out inputs."""
+    return {name: str(Path(p).resolve()) for name, p in (("evaluation", options.eval), ("calibration", options.calib)) if p is not None}
 
 
 def _dynamic_candidate(fp32_path: Path, out_path: Path) -> Path | None:
@@ -178,6 +184,7 @@ def _report_header(model: Model, recipe: list[StepConfig], options: RunOptions) 
                   "inputs": [str(s) for s in model.inputs], "outputs": list(model.output_names), "notes": model.notes},
         "recipe": [c.to_json() for c in recipe],
         "settings": {"threads": options.threads, "sequence_length": options.seq_len, "batch_sizes": list(options.batch_sizes)},
+        "environment": capture_environment(options.threads),  # the same record `compress bench run` keeps
     }
 
 

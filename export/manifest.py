@@ -22,9 +22,10 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def library_versions() -> dict[str, str | None]:
+def library_versions(names: tuple[str, ...] = _LIBRARIES) -> dict[str, str | None]:
+    """Installed versions of ``names`` (None where one is not installed), and Python's."""
     versions = {"python": platform.python_version()}
-    for name in _LIBRARIES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
