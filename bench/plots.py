@@ -76,7 +76,9 @@ def _score(retention: dict | None) -> tuple[str, float] | None:
 
 
 def _is_reference(job: dict, result: dict) -> bool:
-    return result.get("retention") is None and (result.get("role") == "reference" or result["artifact"] == job.get("reference"))
+    if result.get("role") == "reference":  # scored or not (with labels the reference has its own accuracy)
+        return True
+    return result.get("retention") is None and result.get("role") is None and result["artifact"] == job.get("reference")
 
 
 def _job_scores(job: dict, results: list[dict]) -> tuple[str, list[float | None]]:
@@ -151,7 +153,7 @@ def _pad_limits(ax, xs: list[float], ys: list[float]) -> None:
         span = (hi - lo) or abs(hi) * 0.3 or 1.0
         ax.set_xlim(lo - 0.1 * span, hi + 0.9 * span)
     span = (max(ys) - min(ys)) or abs(max(ys)) * 0.01 or 0.01
-    ax.set_ylim(min(ys) - 0.12 * span, max(ys) + 0.12 * span)
+    ax.set_ylim(min(ys) - 0.35 * span, max(ys) + 0.12 * span)  # labels of crowded points move down: room for them
 
 
 def _spread_labels(fig: Figure, texts: list) -> None:
