@@ -12,20 +12,18 @@ measured side by side here; the machine is shared, so compare ratios, not absolu
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
-import io
 import json
 import platform
 import tempfile
-import warnings
 from pathlib import Path
 
-import torch
 
 from bench.backends import OrtBackend, TorchBackend, run_all, time_batches
+from bench.environment import cpu_info
 from bench.report import add_speedups, artifact_row, format_table
 from bench.retention import retention
+from bench.torch_eager import dynamic_int8, serialized_bytes
 from compress.data import builtin_text
 from compress.loaders import load_model
 from compress.runner import fusion_hint, parity_inputs
@@ -94,13 +92,11 @@ def torch_peer_rows(model, batches, latency_inputs, threads: int, min_seconds: f
     rows = []
     with TorchBackend(model.forward_numpy, threads) as backend:
         reference = run_all(backend, batches)
-        rows.append(artifact_row("pytorch-fp32", "torch", "fp32", None, state_dict_bytes(model.module), time_batches(backend, latency_inputs, min_seconds), None))
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # torch.ao prints a migration notice
-        warnings.simplefilter("ignore")
-        dynamic = torch.ao.quantization.quantize_dynamic(model.module, {torch.nn.Linear}, dtype=torch.qint8)
+        rows.append(artifact_row("pytorch-fp32", "torch", "fp32", None, serialized_bytes(model.module), time_batches(backend, latency_inputs, min_seconds), None))
+    dynamic = dynamic_int8(model.module)
     with TorchBackend(functools.partial(model.forward_numpy, module=dynamic), threads) as backend:
         outputs = run_all(backend, batches)
-        rows.append(artifact_row("pytorch-dynamic-int8", "torch", "int8", None, state_dict_bytes(dynamic),
+        rows.append(artifact_row("pytorch-dynamic-int8", "torch", "int8", None, serialized_bytes(dynamic),
                                  time_batches(backend, latency_inputs, min_seconds), retention("embedding", reference, outputs)))
     return rows, reference
 
@@ -114,21 +110,8 @@ def _targets(ours: dict) -> dict:
     return {k: {"value": v, "want": w, "met": bool(m)} for k, (v, w, m) in checks.items()}
 
 
-def state_dict_bytes(module) -> int:
-    """Bytes of the serialized state dict: counts packed INT8 weights correctly."""
-    buffer = io.BytesIO()
-    torch.save(module.state_dict(), buffer)
-    return buffer.tell()
-
-
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return cpu_info()["model"]
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import numpy as np
 
 from bench.backends import Backend
 from bench.schema import BenchError
-from export.ort_session import _ORT_TYPES
+from export.ort_session import float32_outputs, session_feed
 
 PROVIDERS = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
 
@@ -61,15 +61,11 @@ class OrtProviderBackend(Backend):
         gc.collect()
         self._cache.cleanup()
 
-    def _feed(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {i.name: np.ascontiguousarray(np.asarray(batch[i.name]).astype(_ORT_TYPES.get(i.type, np.asarray(batch[i.name]).dtype), copy=False))
-                for i in self._session.get_inputs()}
-
     def prepare(self, batch: dict[str, np.ndarray]):
         import onnxruntime as ort
 
         binding = self._session.io_binding()
-        for name, value in self._feed(batch).items():
+        for name, value in session_feed(self._session, batch).items():
             binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, "cuda", self._device))
         for out in self._session.get_outputs():
             binding.bind_output(out.name, "cuda", self._device)
@@ -81,5 +77,4 @@ class OrtProviderBackend(Backend):
         return binding
 
     def run(self, batch: dict[str, np.ndarray]) -> list[np.ndarray]:
-        outputs = self.run_prepared(self.prepare(batch)).copy_outputs_to_cpu()
-        return [np.asarray(o, dtype=np.float32) if np.issubdtype(np.asarray(o).dtype, np.floating) else np.asarray(o) for o in outputs]
+        return float32_outputs(self.run_prepared(self.prepare(batch)).copy_outputs_to_cpu())

@@ -78,9 +78,13 @@ def load_results(path: str | Path) -> dict:
 
 
 def write_results(data: dict, path: str | Path) -> None:
-    """Atomically: a reader never sees half a file."""
+    write_text_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write to a temporary name and rename: a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.write_text(text)
     tmp.replace(path)

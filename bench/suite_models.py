@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from bench.backend_registry import parse_backends
-from bench.schema import new_file, write_results
+from bench.schema import new_file, write_results, write_text_atomic
 from bench.suite import SuiteOptions, run_suite
 from compress.progress import Progress
 
@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     from bench.plots import write_plots
 
     report = markdown_report(data)
-    md_path.write_text(report)
+    write_text_atomic(md_path, report)
     plots = write_plots(data, RESULTS / "plots")
     print(report)
     for path in [json_path, md_path, *plots]:

@@ -53,7 +53,7 @@ def _run(paths, backends, batch_text, json_out, md_out, plots_dir, force, eval_f
          peers, inputs, task, trust_pickle, quiet):
     from bench.backend_registry import parse_backends
     from bench.markdown import markdown_report
-    from bench.schema import BenchError, new_file, write_results
+    from bench.schema import BenchError, new_file, write_results, write_text_atomic
     from bench.suite import SuiteOptions, run_suite
     from compress.cli import parse_batch_sizes
     from compress.progress import Progress
@@ -72,7 +72,7 @@ def _run(paths, backends, batch_text, json_out, md_out, plots_dir, force, eval_f
         write_results(data, json_out)
     report = markdown_report(data)
     if md_out is not None:
-        _write_text(md_out, report)
+        write_text_atomic(md_out, report)
     written = []
     if plots_dir is not None:
         from bench.plots import write_plots
@@ -121,7 +121,7 @@ def merge_command(files, out, md_out, force, debug):
     def go():
         from bench.markdown import markdown_report
         from bench.merge import merge_files
-        from bench.schema import BenchError, write_results
+        from bench.schema import BenchError, write_results, write_text_atomic
 
         for path in (out, md_out):
             if path is not None and path.exists() and not force:
@@ -130,15 +130,8 @@ def merge_command(files, out, md_out, force, debug):
         write_results(data, out)
         report = markdown_report(data)
         if md_out is not None:
-            _write_text(md_out, report)
+            write_text_atomic(md_out, report)
         click.echo(report)
         click.echo(f"wrote {out}")
 
     _guarded(debug, go)
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

@@ -22,14 +22,21 @@ def make_session(path: str | Path, threads: int | None = None, spin: bool = True
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"], disabled_optimizers=list(disabled_optimizers))
 
 
-def run_session(session, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Feed only the inputs the graph declares, with the dtypes it declares."""
+def session_feed(session, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Only the inputs the graph declares, with the dtypes it declares, contiguous."""
     feed = {}
     for inp in session.get_inputs():
         value = np.asarray(arrays[inp.name])
-        feed[inp.name] = value.astype(_ORT_TYPES.get(inp.type, value.dtype), copy=False)
-    return [np.asarray(o, dtype=np.float32) if np.issubdtype(np.asarray(o).dtype, np.floating) else np.asarray(o)
-            for o in session.run(None, feed)]
+        feed[inp.name] = np.ascontiguousarray(value.astype(_ORT_TYPES.get(inp.type, value.dtype), copy=False))
+    return feed
+
+
+def float32_outputs(outputs) -> list[np.ndarray]:
+    return [np.asarray(o, dtype=np.float32) if np.issubdtype(np.asarray(o).dtype, np.floating) else np.asarray(o) for o in outputs]
+
+
+def run_session(session, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return float32_outputs(session.run(None, session_feed(session, arrays)))
 
 
 _ORT_TYPES = {
