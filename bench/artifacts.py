@@ -31,6 +31,13 @@ class Artifact:
         return {"name": self.name, "path": str(self.path), "kind": self.kind, "role": self.role, "precision": self.precision,
                 "transform": self.transform, "disabled_optimizers": list(self.disabled_optimizers)}
 
+    @property
+    def needs_kernels(self) -> bool:
+        """A .pt2 whose graph calls torch.ops.compress (``compress --int8 --backend torch``): it runs on torch-kernels only."""
+        from compress.loaders import uses_compress_ops
+
+        return self.kind == "torch" and self.path.suffix == ".pt2" and uses_compress_ops(self.path)
+
     @classmethod
     def from_json(cls, data: dict) -> "Artifact":
         return cls(data["name"], Path(data["path"]), data["kind"], data["role"], data["precision"], data["transform"],
@@ -107,7 +114,7 @@ def _output_dir_job(path: Path) -> Job:
     artifacts = [reference]
     for rel in sorted(manifest.get("files", {})):
         file = path / rel
-        if "/" in rel or file.suffix not in (".onnx", *ENGINE_SUFFIXES):
+        if "/" in rel or file.suffix not in (".onnx", ".pt2", *ENGINE_SUFFIXES):  # .pt2: --backend torch INT8
             continue
         disabled = tuple(runtime.get(rel, {}).get("onnxruntime", {}).get("disabled_optimizers", ()))
         artifacts.append(Artifact(rel, file, artifact_kind(file), "ours", "int8" if "int8" in rel else "fp32", None, disabled))

@@ -7,8 +7,6 @@ unless the user named it explicitly (then the run exits non-zero after measuring
 
 from __future__ import annotations
 
-import importlib.util
-
 from bench.schema import BenchError
 
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -55,8 +53,11 @@ def unavailable_reason(backend: str) -> str | None:
 
         return trt_reason()
     if backend == "torch-kernels":
-        if importlib.util.find_spec("compress.ops") is None:
-            return "the custom INT8 kernels (csrc/, compress.ops) are not built into this version yet"
+        from compress import ops
+
+        status = ops.status()
+        if status.backend != "extension":  # the reference ops would time plain PyTorch under the kernels' name
+            return f"the compiled INT8 kernels are not loaded: {status.reason}"
         return None
     return None
 

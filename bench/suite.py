@@ -92,6 +92,9 @@ def _run_job(job: Job, options: SuiteOptions, reasons: dict, work: Path, progres
             artifacts[1:1] = peers
             skipped += [{"artifact": name, "backend": "*", "reason": why} for name, why in notes]
     plan = _plan(job, artifacts, options, reasons)
+    if "torch-kernels" in options.backends and not reasons.get("torch-kernels") and not any(b == "torch-kernels" for _, b in plan):
+        skipped.append({"artifact": "*", "backend": "torch-kernels", "reason": "no artifact here calls torch.ops.compress; "
+                        "make one with compress MODEL --int8 --backend torch"})
     results, reference_out = [], None
     for i, (artifact, backend) in enumerate(plan):
         with progress.step(f"{job.name}: {artifact.name} on {backend}"):
@@ -146,8 +149,11 @@ def _plan(job: Job, artifacts: list[Artifact], options: SuiteOptions, reasons: d
         for backend in options.backends:
             if RUNS_KIND[backend] != artifact.kind or reasons.get(backend) or (artifact is job.reference and backend == base):
                 continue
+            if (backend == "torch-kernels") != artifact.needs_kernels:
+                continue  # INT8 programs calling torch.ops.compress run on torch-kernels, and nothing else does
             if backend == "torch-kernels":
-                continue  # runs INT8 models through our kernels: listed as skipped until they exist
+                plan.append((artifact, backend))
+                continue
             if backend.startswith("torch-") and not backend.endswith("fp32") and (artifact.transform or artifact.precision != "fp32"):
                 continue  # FP16/BF16 casts apply to float models only
             if artifact.transform and backend != "torch-cpu-fp32":

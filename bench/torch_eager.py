@@ -50,7 +50,10 @@ class TorchEagerBackend(Backend):
             with warnings.catch_warnings():  # TorchScript's .to() reads each parameter's .grad and warns about it
                 warnings.simplefilter("ignore", UserWarning)
                 module = copy.deepcopy(module).to(device=self._device, dtype=self._dtype)
-        self._module = module.eval()
+        try:
+            self._module = module.eval()
+        except NotImplementedError:  # a torch.export program's module: traced in eval mode, and it refuses .eval()
+            self._module = module
         if self._device.type == "cuda":
             torch.cuda.synchronize(self._device)
             torch.cuda.reset_peak_memory_stats(self._device)

@@ -47,6 +47,10 @@ def load_inputs(path: Path) -> tuple[list[dict], dict[int, list[dict]]]:
 def open_backend(backend: str, artifact: Artifact, spec: dict):
     """The backend object for one artifact; torch artifacts are loaded here, in the worker."""
     threads = spec["threads"]
+    if backend == "torch-kernels":  # loading the program imports compress.ops, which loads the kernels
+        from bench.torch_eager import TorchEagerBackend
+
+        return TorchEagerBackend(_load_torch(artifact, spec), "cpu", "fp32", threads), None
     if backend.startswith("torch-"):
         from bench.torch_eager import TorchEagerBackend, dynamic_int8
 

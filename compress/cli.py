@@ -35,6 +35,7 @@ def _common_options(fn):
         click.option("--calib", type=click.Path(path_type=Path), help="Calibration data: text lines, .npz or .jsonl."),
         click.option("--eval", "eval_file", type=click.Path(path_type=Path), help="Held-out evaluation data (optionally with labels): text, .npz or .jsonl."),
         click.option("--int8-mode", type=click.Choice(["auto", "dynamic", "static"]), default="auto", show_default=True, help="Activation quantization; auto: static for CNNs, dynamic for transformers."),
+        click.option("--backend", "int8_backend", type=click.Choice(["onnxruntime", "torch"]), default="onnxruntime", show_default=True, help="Where the INT8 model runs: onnxruntime (model.int8.onnx) or torch (model.int8.pt2: PyTorch with compress's INT8 kernels, per-token activation scales)."),
         click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True, help="cpu: integer ops for ONNX Runtime; tensorrt: also model.int8.qdq.onnx (QDQ, checked for TensorRT). Implies static INT8."),
         click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]), help="Activation range method for static INT8 [default: minmax]. Implies static INT8."),
         click.option("--percentile", type=float, default=99.999, show_default=True, help="Percentile for --calib-method percentile."),
@@ -157,6 +158,8 @@ def int8_step(common: dict, has_torch: bool = True):
     from compress.passes.quantize import Int8StaticConfig
     from export.ort_int8 import OnnxInt8Config
 
+    if common["int8_backend"] == "torch":
+        return _torch_int8_step(common, has_torch)
     alpha = _alpha(common["smoothquant"]) if has_torch or common["smoothquant"] is not None else None  # ONNX input: no PyTorch to smooth
     if common["max_drop"] is not None:
         alphas = (alpha,) if common["smoothquant"] is not None and alpha is not None else (0.5, 0.75, 0.85) if has_torch else ()
@@ -168,6 +171,23 @@ def int8_step(common: dict, has_torch: bool = True):
         return OnnxInt8Config(mode=common["int8_mode"])
     return Int8StaticConfig(method=common["calib_method"] or "minmax", percentile=common["percentile"], smoothquant_alpha=alpha,
                             keep_float_count=common["keep_float"], target=common["target"])
+
+
+def _torch_int8_step(common: dict, has_torch: bool):
+    """--backend torch: dynamic INT8 with compress's kernels; the ONNX-only options do not apply."""
+    from compress.errors import InputError
+    from compress.passes.int8_dynamic import Int8DynamicConfig
+
+    if not has_torch:
+        raise InputError("--backend torch quantizes a PyTorch model; this input is ONNX. Drop --backend torch, or give the HF dir / .pt2 / .pt")
+    onnx_only = {"--target tensorrt": common["target"] != "cpu", "--int8-mode static": common["int8_mode"] == "static",
+                 "--calib-method": common["calib_method"] is not None, "--smoothquant": common["smoothquant"] is not None,
+                 "--keep-float": bool(common["keep_float"]), "--max-drop": common["max_drop"] is not None}
+    given = [flag for flag, on in onnx_only.items() if on]
+    if given:
+        raise InputError(f"{', '.join(given)} configure{'s' if len(given) == 1 else ''} ONNX INT8 and cannot be used with "
+                         "--backend torch (dynamic per-token INT8); drop one or the other")
+    return Int8DynamicConfig(backend="kernels")
 
 
 def _alpha(text: str | None) -> float | None:

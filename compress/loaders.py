@@ -137,6 +137,8 @@ def _load_pickled_module(path: Path, trust_pickle: bool) -> torch.nn.Module:
 
 
 def _load_exported_program(path: Path, input_specs, task: str | None) -> Model:
+    if uses_compress_ops(path):
+        import compress.ops  # noqa: F401  (the program calls torch.ops.compress.*; they must exist to load it)
     try:
         program = torch.export.load(str(path))
     except Exception as exc:  # torch raises many types for damaged archives
@@ -147,6 +149,18 @@ def _load_exported_program(path: Path, input_specs, task: str | None) -> Model:
     model = Model(program.module(), specs, task or "generic", path, "pt2")
     model.notes.append("input spec read from the .pt2 file")
     return model
+
+
+def uses_compress_ops(path: Path) -> bool:
+    """Whether a .pt2's graph calls this toolkit's custom ops (an INT8 model from --backend torch)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            graphs = [n for n in archive.namelist() if "/models/" in n and n.endswith(".json")]
+            return any(b'"torch.ops.compress.' in archive.read(n) for n in graphs)
+    except (OSError, zipfile.BadZipFile):
+        return False  # torch.export.load reports the damage
 
 
 def _specs_from_program(program) -> tuple[TensorSpec, ...]:

@@ -21,9 +21,11 @@ from compress.config import StepConfig
 from compress.data import Dataset, default_data, load_data_file
 from compress.errors import InputError
 from compress.model import Model, module_bytes
+from compress.int8_kernels_step import torch_int8
 from compress.int8_static_step import static_int8, validation_split
 from compress.model_passes_step import apply_model_passes, checkpoint_dir_for, model_passes
 from compress.passes.distill import DistillConfig
+from compress.passes.int8_dynamic import Int8DynamicConfig
 from compress.outputs import StagedDir, check_output_dir
 from compress.passes.int8_search import Int8SearchConfig
 from compress.passes.quantize import Int8StaticConfig
@@ -75,7 +77,10 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
     progress = progress or Progress(quiet=True)
     check_output_dir(options.out_dir, model.source, options.force)
     export_cfg = next((c for c in recipe if isinstance(c, OnnxExportConfig)), OnnxExportConfig())
-    int8_cfg = next((c for c in recipe if isinstance(c, (OnnxInt8Config, Int8StaticConfig, Int8SearchConfig))), None)
+    int8_cfg = next((c for c in recipe if isinstance(c, (OnnxInt8Config, Int8StaticConfig, Int8SearchConfig, Int8DynamicConfig))), None)
+    if isinstance(int8_cfg, Int8DynamicConfig) and model.is_onnx:
+        raise InputError("--backend torch quantizes the PyTorch model; this input is ONNX, so drop --backend torch "
+                         "(ONNX Runtime INT8) or give the model's PyTorch form")
     static = isinstance(int8_cfg, (Int8StaticConfig, Int8SearchConfig))
     report = _report_header(model, recipe, options)
 
@@ -114,7 +119,14 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
             report["export"] = {"skipped": "the input is already ONNX; it is the reference"}
 
         int8_path = stage / "model.int8.onnx"
-        if static:
+        if isinstance(int8_cfg, Int8DynamicConfig):  # before any ORT session: its threads would slow PyTorch
+            with progress.step("Quantizing to INT8 in PyTorch (compress kernels) and measuring model.int8.pt2"):
+                row, report["int8"] = torch_int8(model, int8_cfg, stage, parity_sets, evaluation, latency_inputs, reference, options)
+                rows.append(row)
+                kernels = report["int8"]["kernels"]
+                progress.say(f"  {report['int8']['quantized_layers']} Linear layers INT8 ({len(report['int8']['fused_gelu'])} with GELU fused); "
+                             f"kernels: {kernels['backend']} ({kernels['cpu_isa']})" + (f"; {kernels['reason']}" if kernels["reason"] else ""))
+        elif static:
             title = "Searching INT8 configurations" if isinstance(int8_cfg, Int8SearchConfig) else "Quantizing to static INT8"
             with progress.step(title):
                 calib = _calibration_data(model, options, int8_cfg.calibration_samples)
@@ -131,7 +143,7 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
                              f"ORT optimizers off at load: {chosen['onnxruntime_disabled_optimizers'] or 'none'}")
 
         runtime = {}  # per file: how ONNX Runtime should load it (also in the manifest)
-        if "int8" in report:
+        if "int8" in report and not isinstance(int8_cfg, Int8DynamicConfig):
             runtime[int8_path.name] = {"onnxruntime": {"disabled_optimizers": report["int8"]["onnxruntime_disabled_optimizers"]}}
         qdq_path = stage / "model.int8.qdq.onnx"
         for name, path in (("onnx-fp32", fp32_path), ("onnx-int8", int8_path), ("onnx-int8-qdq", qdq_path)):

@@ -62,13 +62,17 @@ def export_onnx(model: Model, example: dict, out_path: Path, config: OnnxExportC
     return check_and_infer(out_path)
 
 
+def dynamic_shapes_for(module, model: Model):
+    """``torch.export``'s dynamic_shapes for the spec's named axes."""
+    dynamic_shapes = tuple({axis: torch.export.Dim.DYNAMIC for axis in spec.dynamic_axes} or None for spec in model.inputs)
+    kinds = [p.kind for p in inspect.signature(module.forward).parameters.values()]
+    if inspect.Parameter.VAR_POSITIONAL in kinds:  # forward(*tensors): one entry for the whole tuple
+        dynamic_shapes = (dynamic_shapes,)
+    return dynamic_shapes
+
+
 def _export_dynamo(module, args, model: Model, out_path: Path, config: OnnxExportConfig, large: bool) -> None:
-    dynamic_shapes = None
-    if config.dynamic:
-        dynamic_shapes = tuple({axis: torch.export.Dim.DYNAMIC for axis in spec.dynamic_axes} or None for spec in model.inputs)
-        kinds = [p.kind for p in inspect.signature(module.forward).parameters.values()]
-        if inspect.Parameter.VAR_POSITIONAL in kinds:  # forward(*tensors): one entry for the whole tuple
-            dynamic_shapes = (dynamic_shapes,)
+    dynamic_shapes = dynamic_shapes_for(module, model) if config.dynamic else None
     torch.onnx.export(
         module, args, str(out_path), input_names=model.input_names, opset_version=config.opset,
         dynamo=True, dynamic_shapes=dynamic_shapes, external_data=large, verbose=False,

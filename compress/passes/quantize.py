@@ -152,13 +152,32 @@ def _export(model: Model, path: Path) -> None:
     check_parity(model, path, inputs, cfg.atol, cfg.rtol)
 
 
-def quantize_(model: Model, config: Int8StaticConfig, forward_loop: ForwardLoop, out_dir: Path, *, force: bool = False,
-              threads: int | None = None) -> dict:
-    """Static INT8 in one call: SmoothQuant is applied to ``model.module`` in place (the model's
+def quantize_(model, config, forward_loop: ForwardLoop | None = None, out_dir: Path | None = None, *, force: bool = False,
+              threads: int | None = None):
+    """INT8 in one call.
+
+    ``Int8DynamicConfig(backend="kernels")``: every Linear of ``model`` (an ``nn.Module`` or a
+    loaded ``Model``) becomes an ``Int8Linear`` in place; returns ``model``, which now runs INT8 in
+    PyTorch. No data or output directory is needed.
+
+    ``Int8StaticConfig``: SmoothQuant is applied to ``model.module`` in place (the model's
     answers are unchanged in float), and ``out_dir`` receives model.onnx (the smoothed FP32
     export), model.int8.onnx (CPU integer ops), model.int8.qdq.onnx for ``target="tensorrt"``,
-    and manifest.json recording the config. ``forward_loop(run_batch)`` calls ``run_batch`` on
-    each calibration batch (a dict of numpy arrays named like the model's inputs)."""
+    and manifest.json recording the config; returns a summary. ``forward_loop(run_batch)`` calls
+    ``run_batch`` on each calibration batch (a dict of numpy arrays named like the model's inputs)."""
+    from compress.passes.int8_dynamic import Int8DynamicConfig, quantize_kernels_
+
+    if isinstance(config, Int8DynamicConfig):
+        return quantize_kernels_(model, config)
+    if not isinstance(config, Int8StaticConfig):
+        raise ConfigError(f"quantize_ takes Int8DynamicConfig or Int8StaticConfig, not {type(config).__name__}")
+    if forward_loop is None or out_dir is None:
+        raise ConfigError("static INT8 needs calibration data and an output directory: quantize_(model, config, forward_loop, out_dir)")
+    return _quantize_static(model, config, forward_loop, out_dir, force=force, threads=threads)
+
+
+def _quantize_static(model: Model, config: Int8StaticConfig, forward_loop: ForwardLoop, out_dir: Path, *, force: bool,
+                     threads: int | None) -> dict:
     from compress.outputs import StagedDir, check_output_dir
     from export.manifest import write_manifest
 
