@@ -4,7 +4,6 @@ file back and measure it like every other artifact."""
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 from bench.backends import TorchBackend, run_all, time_batches
@@ -42,20 +41,15 @@ def torch_int8(model: Model, config: Int8DynamicConfig, stage: Path, parity_sets
 
 
 def cpu_isa() -> str:
-    """The CPU kernels csrc/cpu/cpu_isa.h picks on this machine (same rule, read from /proc/cpuinfo)."""
+    """The CPU kernels csrc/cpu/cpu_isa.h picks on this machine (the same rule, from the same CPU flags)."""
     import os
+
+    from bench.environment import cpu_info
 
     forced = os.environ.get("COMPRESS_OPS_CPU_ISA", "auto")
     if forced not in ("", "auto"):
         return forced
-    flags: set[str] = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        return "portable" if platform.machine() not in ("x86_64", "AMD64") else "unknown"
+    flags = set(cpu_info()["flags"])
     if {"avx512f", "avx512bw", "avx512_vnni"} <= flags:
         return "avx512vnni"
     if {"avx2", "fma"} <= flags:
