@@ -64,6 +64,7 @@ def main():
     compress MODEL --int8      export, quantize, verify and report (MODEL: HF dir, .pt/.ts, .pt2, .onnx)
     compress demo              the same on the bundled MiniLM sentence-embedding model
     compress bench run PATH    the benchmark suite (also: bench compare, bench merge)
+    compress pack DIR -o F.tar a shippable bundle with a manifest; compress verify F.tar checks it
     """
 
 
@@ -248,8 +249,11 @@ def _guarded(debug: bool, action) -> None:
 
 def _register_subcommands() -> None:
     from compress.cli_bench import bench_group
+    from compress.cli_bundle import pack_command, verify_command
 
     main.add_command(bench_group)
+    main.add_command(pack_command)
+    main.add_command(verify_command)
 
 
 _register_subcommands()
