@@ -37,6 +37,7 @@ def _common_options(fn):
         click.option("--int8-mode", type=click.Choice(["auto", "dynamic", "static"]), default="auto", show_default=True, help="Activation quantization; auto: static for CNNs, dynamic for transformers."),
         click.option("--backend", "int8_backend", type=click.Choice(["onnxruntime", "torch"]), default="onnxruntime", show_default=True, help="Where the INT8 model runs: onnxruntime (model.int8.onnx) or torch (model.int8.pt2: PyTorch with compress's INT8 kernels, per-token activation scales)."),
         click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True, help="cpu: integer ops for ONNX Runtime; tensorrt: also model.int8.qdq.onnx (QDQ, checked for TensorRT). Implies static INT8."),
+        click.option("--shapes", default=None, metavar="AXIS=MIN:OPT:MAX,...", help="With --target tensorrt: the engine's optimization profile, e.g. batch=1:8:32,seq=16:128:512."),
         click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]), help="Activation range method for static INT8 [default: minmax]. Implies static INT8."),
         click.option("--percentile", type=float, default=99.999, show_default=True, help="Percentile for --calib-method percentile."),
         click.option("--smoothquant", default=None, metavar="ALPHA|off", help="SmoothQuant migration strength for static INT8 [default: 0.85]. Implies static INT8."),
@@ -65,6 +66,7 @@ def main():
     compress demo              the same on the bundled MiniLM sentence-embedding model
     compress bench run PATH    the benchmark suite (also: bench compare, bench merge)
     compress pack DIR -o F.tar a shippable bundle with a manifest; compress verify F.tar checks it
+    compress build-engine M.onnx   a TensorRT engine for this GPU (on the machine that runs it)
     """
 
 
@@ -121,6 +123,16 @@ def _compress(model_path, inputs, static_shapes, task, trust_pickle, common):
     recipe = [*model_pass_steps(common), OnnxExportConfig(dynamic=not static_shapes)]
     if common["int8"]:
         recipe.append(int8_step(common, has_torch=not model.is_onnx))
+    if common["int8"] and common["target"] == "tensorrt" and common["int8_backend"] != "torch":
+        from export.tensorrt import TensorRTEngineConfig
+        from export.trt_shapes import parse_shapes
+
+        parse_shapes(common["shapes"], model.inputs)  # a bad profile fails now, not after calibration
+        recipe.append(TensorRTEngineConfig(shapes=common["shapes"]))
+    elif common["shapes"]:
+        from compress.errors import InputError
+
+        raise InputError("--shapes sets the TensorRT engine's optimization profile; it needs --int8 --target tensorrt")
     options = RunOptions(
         out_dir=common["out"] or default_output_dir(model_path), force=common["force"], calib=common["calib"],
         eval=common["eval_file"], batch_sizes=batch_sizes, seq_len=common["seq_len"], threads=common["threads"],
@@ -250,8 +262,10 @@ def _guarded(debug: bool, action) -> None:
 def _register_subcommands() -> None:
     from compress.cli_bench import bench_group
     from compress.cli_bundle import pack_command, verify_command
+    from compress.cli_engine import build_engine_command
 
     main.add_command(bench_group)
+    main.add_command(build_engine_command)
     main.add_command(pack_command)
     main.add_command(verify_command)
 

@@ -23,6 +23,7 @@ from compress.errors import InputError
 from compress.model import Model, module_bytes
 from compress.int8_kernels_step import torch_int8
 from compress.int8_static_step import static_int8, validation_split
+from compress.tensorrt_step import tensorrt_step
 from compress.model_passes_step import apply_model_passes, checkpoint_dir_for, model_passes
 from compress.passes.distill import DistillConfig
 from compress.passes.int8_dynamic import Int8DynamicConfig
@@ -35,6 +36,7 @@ from export.calibrate import forward_loop_over
 from export.manifest import write_manifest
 from export.onnx_export import OnnxExportConfig, export_onnx
 from export.ort_int8 import FusionHint, OnnxInt8Config, quantize_onnx_int8, resolve_mode
+from export.tensorrt import TensorRTEngineConfig
 from export.parity import check_parity
 
 REPORT_NAME = "report.json"
@@ -141,6 +143,11 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
                 chosen = report["int8"]
                 progress.say(f"  activations: {chosen['mode']}, transformer fusions: {chosen['transformer_fusions']}, "
                              f"ORT optimizers off at load: {chosen['onnxruntime_disabled_optimizers'] or 'none'}")
+
+        engine_cfg = next((c for c in recipe if isinstance(c, TensorRTEngineConfig)), None)
+        if engine_cfg is not None and (stage / "model.int8.qdq.onnx").exists():
+            with progress.step("Building the TensorRT engine"):
+                report["tensorrt"] = tensorrt_step(stage, stage / "model.int8.qdq.onnx", model.inputs, engine_cfg, progress)
 
         runtime = {}  # per file: how ONNX Runtime should load it (also in the manifest)
         if "int8" in report and not isinstance(int8_cfg, Int8DynamicConfig):

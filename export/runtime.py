@@ -75,12 +75,13 @@ def local_tensorrt_target() -> tuple[dict | None, str | None]:
 
 def engine_mismatch(target: dict, local: dict) -> str | None:
     """None when an engine built for ``target`` runs on ``local``, else the reason (TensorRT's own rules:
-    same version unless built version-compatible; same GPU architecture unless hardware-compatible)."""
+    the exact same version unless built version-compatible, then that version or a later one; the same
+    compute capability unless built hardware-compatible for Ampere and newer)."""
     built, here = _version(target.get("tensorrt_version")), _version(local["tensorrt_version"])
-    if target.get("version_compatible"):
-        if here[0] != built[0] or here < built:
-            return f"built version-compatible with TensorRT {target.get('tensorrt_version')}, needs {built[0]}.x at least that, here {local['tensorrt_version']}"
-    elif here[:2] != built[:2]:
+    if target.get("version_compatible"):  # runs on the same or a later TensorRT (8.6 on), not an older one
+        if here < built:
+            return f"built version-compatible with TensorRT {target.get('tensorrt_version')}, which needs that version or later, here {local['tensorrt_version']}"
+    elif here != built:  # the standard runtime needs major, minor, patch and build to match
         return f"built with TensorRT {target.get('tensorrt_version')}, here {local['tensorrt_version']} (\"Version tag does not match\")"
     cc_built, cc_here = _version(target.get("compute_capability")), _version(local["compute_capability"])
     if target.get("hardware_compatibility") == "ampere_plus":

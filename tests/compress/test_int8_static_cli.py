@@ -31,6 +31,15 @@ def test_cli_static_tensorrt_writes_both_files_and_keeps_accuracy(digits_files, 
     assert ops & {"QLinearConv", "MatMulIntegerToFloat", "ConvInteger", "QLinearMatMul"}, ops  # integer operators
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["recipe"][1]["type"] == "Int8StaticConfig" and manifest["recipe"][1]["data"]["method"] == "percentile"
+    assert manifest["recipe"][2]["type"] == "TensorRTEngineConfig"
+    from export.trt_available import tensorrt_missing_reason
+
+    if tensorrt_missing_reason() is None:  # built here: the engine and its target metadata are in the output
+        assert report["tensorrt"]["built"] and (out / report["tensorrt"]["file"]).exists()
+    else:  # not here: says what is missing and how to build it where it will run
+        assert report["tensorrt"] == {"built": False, "reason": tensorrt_missing_reason(),
+                                      "build_on_target": "compress build-engine model.int8.qdq.onnx"}
+        assert not list(out.glob("*.plan"))
 
 
 def test_cli_max_drop_search_reports_every_point_and_the_pareto_front(digits_files, tmp_path):

@@ -83,16 +83,18 @@ def test_load_runs_an_unpacked_bundle_directory(bundle, tmp_path, digits_data):
     assert model(digits_data["x_test"][:2])[0].shape == (2, 10)
 
 
-LOCAL = {"compute_capability": "8.6", "tensorrt_version": "10.3.0"}
+LOCAL = {"compute_capability": "8.6", "tensorrt_version": "10.3.0.26"}
 
 
 @pytest.mark.parametrize("target,fragment", [
     ({"compute_capability": "8.6", "tensorrt_version": "10.3.0.26"}, None),
-    ({"compute_capability": "9.0", "tensorrt_version": "10.3.0"}, "built for compute capability 9.0, this GPU has 8.6"),
-    ({"compute_capability": "8.6", "tensorrt_version": "10.9.0"}, "Version tag does not match"),
-    ({"compute_capability": "9.0", "tensorrt_version": "10.3.0", "hardware_compatibility": "ampere_plus"}, None),
-    ({"compute_capability": "8.6", "tensorrt_version": "10.1.0", "version_compatible": True}, None),
-    ({"compute_capability": "8.6", "tensorrt_version": "10.5.0", "version_compatible": True}, "needs 10.x at least that"),
+    ({"compute_capability": "9.0", "tensorrt_version": "10.3.0.26"}, "built for compute capability 9.0, this GPU has 8.6"),
+    ({"compute_capability": "8.6", "tensorrt_version": "10.9.0.34"}, "Version tag does not match"),
+    ({"compute_capability": "8.6", "tensorrt_version": "10.3.0.30"}, "Version tag does not match"),  # even the build number
+    ({"compute_capability": "9.0", "tensorrt_version": "10.3.0.26", "hardware_compatibility": "ampere_plus"}, None),
+    ({"compute_capability": "8.6", "tensorrt_version": "10.1.0.27", "version_compatible": True}, None),
+    ({"compute_capability": "8.6", "tensorrt_version": "10.5.0.18", "version_compatible": True}, "needs that version or later"),
+    ({"compute_capability": "8.6", "tensorrt_version": "9.3.0.1", "version_compatible": True}, None),  # older major, VC
 ])
 def test_engine_mismatch_follows_tensorrt_compatibility_rules(target, fragment):
     why = engine_mismatch(target, LOCAL)
