@@ -15,7 +15,7 @@ from pathlib import Path
 
 from compress.errors import InputError
 from export.bundle import BUNDLE_SCHEMA
-from export.manifest import MANIFEST_NAME
+from export.manifest import MANIFEST_NAME, sha256_file
 
 
 class BundleError(InputError):
@@ -142,7 +142,6 @@ def _verify_directory(directory: Path) -> dict:
             raise BundleError(f"{directory}: {name} is missing (or not a plain file)")
         if file.stat().st_size != entry["bytes"]:
             raise BundleError(f"{directory}: {name} is {file.stat().st_size} bytes, the manifest says {entry['bytes']} (truncated or altered)")
-        digest = hashlib.sha256(file.read_bytes()).hexdigest()
-        if digest != entry["sha256"]:
+        if sha256_file(file) != entry["sha256"]:
             raise BundleError(f"{directory}: {name} does not match its sha256 in the manifest (tampered or damaged)")
     return manifest
