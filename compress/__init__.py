@@ -9,37 +9,28 @@ Python API::
 
 __version__ = "0.1.0"
 
-from compress.errors import CompressError  # noqa: E402
+from compress.core.errors import CompressError  # noqa: E402
+
+# Lazy: `import compress` stays cheap (the CLI's --help must not import torch).
+_LAZY = {
+    "load_model": "compress.load.loaders", "run": "compress.pipeline.run", "RunOptions": "compress.pipeline.options",
+    "default_recipe": "compress.pipeline.options", "quantize_": "compress.pipeline.quantize_api",
+    "Int8StaticConfig": "compress.pipeline.static_int8.config", "Int8SearchConfig": "compress.pipeline.static_int8.config",
+    "Int8DynamicConfig": "compress.passes.int8_kernels", "OnnxExportConfig": "export.onnx.export",
+    "OnnxInt8Config": "export.int8.ort_quantize", "SmoothQuantConfig": "compress.passes.smoothquant",
+    "prune_": "compress.passes.prune", "HeadPruneConfig": "compress.passes.prune_heads",
+    "ChannelPruneConfig": "compress.passes.prune_channels", "MagnitudePruneConfig": "compress.passes.prune_unstructured",
+    "SemiStructuredConfig": "compress.passes.prune_unstructured", "distill": "compress.passes.distill",
+    "DistillConfig": "compress.passes.distill", "save_hf_dir": "compress.load.hf_pruned",
+}
 
 
 def __getattr__(name):
-    # Lazy: `import compress` stays cheap (the CLI's --help must not import torch).
-    if name == "load_model":
-        from compress.loaders import load_model
-        return load_model
-    if name in ("run", "RunOptions", "default_recipe"):
-        from compress import runner
-        return getattr(runner, name)
-    if name in ("quantize_", "Int8StaticConfig"):
-        from compress.passes import quantize
-        return getattr(quantize, name)
-    if name == "Int8SearchConfig":
-        from compress.passes.int8_search import Int8SearchConfig
-        return Int8SearchConfig
     if name in _LAZY:
         import importlib
+
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(name)
 
 
-_LAZY = {
-    "prune_": "compress.passes.prune", "HeadPruneConfig": "compress.passes.prune_heads",
-    "ChannelPruneConfig": "compress.passes.prune_channels", "MagnitudePruneConfig": "compress.passes.prune_unstructured",
-    "SemiStructuredConfig": "compress.passes.prune_unstructured", "distill": "compress.passes.distill",
-    "DistillConfig": "compress.passes.distill", "save_hf_dir": "compress.hf_pruned",
-}
-
-
-__all__ = ["ChannelPruneConfig", "CompressError", "DistillConfig", "HeadPruneConfig", "Int8SearchConfig", "Int8StaticConfig",
-           "MagnitudePruneConfig", "RunOptions", "SemiStructuredConfig", "default_recipe", "distill", "load_model", "prune_",
-           "quantize_", "run", "save_hf_dir"]
+__all__ = ["CompressError", *sorted(_LAZY)]

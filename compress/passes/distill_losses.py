@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compress.errors import InputError
-from compress.model import Model, flatten_outputs
+from compress.core.errors import InputError
+from compress.core.model import Model, flatten_outputs
 
 HIDDEN_LOSSES = ("mse", "cosine")
 _LAYER_LIST_NAMES = ("layer", "layers", "h", "block", "blocks")

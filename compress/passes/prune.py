@@ -7,12 +7,14 @@ and return a report that goes into report.json and the manifest.
 
 from __future__ import annotations
 
-from compress.errors import InputError
-from compress.model import Model
+import numpy as np
+
+from compress.core.errors import InputError
+from compress.core.forward_loop import ForwardLoop
+from compress.core.model import Model
 from compress.passes.prune_channels import ChannelPruneConfig, prune_channels_
 from compress.passes.prune_heads import HeadPruneConfig, prune_heads_
 from compress.passes.prune_unstructured import MagnitudePruneConfig, SemiStructuredConfig, magnitude_prune_, semi_structured_
-from export.calibrate import ForwardLoop
 
 PRUNE_CONFIGS = (HeadPruneConfig, ChannelPruneConfig, MagnitudePruneConfig, SemiStructuredConfig)
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from compress.config import StepConfig, register_config
-from compress.errors import ConfigError, InputError
-from compress.model import flatten_outputs
+from compress.core.errors import ConfigError, InputError
+from compress.core.model import flatten_outputs
+from compress.core.registry import MODEL_PASS, StepConfig, StepKind, register_config
 from compress.passes.channel_deps import ChannelGraph, Flow, channel_graph, eval_mode
 
 IMPORTANCES = ("l1", "taylor")
@@ -32,6 +32,8 @@ LossFn = Callable[[Any, Any], torch.Tensor]  # (model output, target) -> scalar 
 @register_config
 class ChannelPruneConfig(StepConfig):
     """Remove ``ratio`` of the output channels of every Conv whose channels can be followed."""
+
+    kind: ClassVar[StepKind] = MODEL_PASS
 
     ratio: float  # fraction of each prunable Conv's output channels removed
     importance: str = "l1"  # "l1": filter weight magnitude; "taylor": sum of |w * dL/dw| over a forward loop

@@ -14,15 +14,16 @@ Importance, by config:
 
 from __future__ import annotations
 
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from compress.config import StepConfig, register_config
-from compress.errors import ConfigError
-from compress.model import Model, flatten_outputs
-from compress.passes.transformer_blocks import AttentionBlock, FfnBlock, find_blocks, output_rows
-from export.calibrate import ForwardLoop
+from compress.core.errors import ConfigError
+from compress.core.forward_loop import ForwardLoop
+from compress.core.model import Model, flatten_outputs
+from compress.core.registry import MODEL_PASS, StepConfig, StepKind, register_config
+from compress.load.transformer_blocks import AttentionBlock, FfnBlock, find_blocks, output_rows
 
 IMPORTANCE = ("taylor", "magnitude")
 
@@ -30,6 +31,8 @@ IMPORTANCE = ("taylor", "magnitude")
 @register_config
 class HeadPruneConfig(StepConfig):
     """Remove a fraction of the attention heads and of the FFN neurons of every transformer layer."""
+
+    kind: ClassVar[StepKind] = MODEL_PASS
 
     heads: float = 0.0  # fraction of each layer's heads removed, e.g. 0.33
     ffn: float = 0.0  # fraction of each layer's FFN intermediate neurons removed, e.g. 0.5

@@ -14,13 +14,14 @@ ASP library prunes Conv weights the same way). For a 1x1 Conv this is simply in_
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
-import numpy as np
 import torch
 from torch import nn
 
-from compress.config import StepConfig, register_config
-from compress.errors import ConfigError
+from compress.core.errors import ConfigError
+from compress.core.registry import MODEL_PASS, StepConfig, StepKind, register_config
+from compress.core.sparsity import input_rows
 from compress.passes.linear_inputs import is_linear_like
 
 UNSTRUCTURED_NOTE = ("dense kernels gain no speed from unstructured sparsity; it only makes the weights "
@@ -33,6 +34,8 @@ SCOPES = ("global", "layer")
 @register_config
 class MagnitudePruneConfig(StepConfig):
     """Zero the smallest-magnitude Linear and Conv weights (not biases, embeddings or norms)."""
+
+    kind: ClassVar[StepKind] = MODEL_PASS
 
     sparsity: float  # fraction of the weights set to zero
     scope: str = "global"  # "global": one threshold over all layers; "layer": each layer reaches ``sparsity``
@@ -49,6 +52,8 @@ class MagnitudePruneConfig(StepConfig):
 @register_config
 class SemiStructuredConfig(StepConfig):
     """Keep the n largest of every m consecutive weights along the input dimension; 2:4 is what GPUs accelerate."""
+
+    kind: ClassVar[StepKind] = MODEL_PASS
 
     n: int = 2
     m: int = 4
@@ -104,10 +109,10 @@ def semi_structured_(module: nn.Module, config: SemiStructuredConfig) -> dict:
         if w.shape[1] % config.m:
             skipped[path] = f"input dimension {w.shape[1]} is not a multiple of {config.m}"
             continue
-        rows = _input_rows(w.abs())
+        rows = input_rows(w.abs())
         groups = rows.reshape(-1, config.m)
         keep = torch.zeros_like(groups, dtype=torch.bool).scatter_(1, groups.topk(config.n, dim=1).indices, True)
-        w.mul_(_from_input_rows(keep.view_as(rows), w.shape))
+        w.mul_(_frominput_rows(keep.view_as(rows), w.shape))
         weights[path] = w
     note = SEMI_STRUCTURED_NOTE
     if (config.n, config.m) != (2, 4):
@@ -115,31 +120,12 @@ def semi_structured_(module: nn.Module, config: SemiStructuredConfig) -> dict:
     return _report(weights, f"{config.n}:{config.m}", skipped, note)
 
 
-def check_n_m(weight: torch.Tensor | np.ndarray, n: int = 2, m: int = 4) -> bool:
-    """True when every m consecutive weights along the input dimension hold at most n non-zeros.
-
-    ``weight`` is in PyTorch layout: [out, in] for a Linear, [out, in, *kernel] for a Conv (as
-    in an ONNX Conv or a Gemm with transB=1). An input dimension that is not a multiple of m
-    cannot hold the pattern.
-    """
-    nonzero = torch.from_numpy(np.asarray(weight) != 0) if isinstance(weight, np.ndarray) else weight.detach() != 0
-    rows = _input_rows(nonzero)
-    if rows.shape[1] % m:
-        return False
-    return bool((rows.reshape(-1, m).sum(1) <= n).all())
-
-
 def _out_in(layer: nn.Module) -> torch.Tensor:
     """The weight as [out, in, ...], a view sharing storage (transformers' Conv1D stores [in, out])."""
     return layer.weight.data if isinstance(layer, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) else layer.weight.data.t()
 
 
-def _input_rows(weight: torch.Tensor) -> torch.Tensor:
-    """[rows, in]: a Conv's input channels become the last axis, one row per (output, kernel position)."""
-    return weight if weight.ndim == 2 else weight.movedim(1, -1).reshape(-1, weight.shape[1])
-
-
-def _from_input_rows(rows: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+def _frominput_rows(rows: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     if len(shape) == 2:
         return rows
     return rows.reshape(shape[0], *shape[2:], shape[1]).movedim(-1, 1)

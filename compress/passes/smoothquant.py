@@ -13,21 +13,23 @@ explicit input scale, one elementwise multiply that is exported into the ONNX gr
 
 from __future__ import annotations
 
+from typing import ClassVar
 
 import numpy as np
 import torch
 
-from compress.config import StepConfig, register_config
-from compress.errors import ConfigError, QuantizationError
-from compress.model import Model
+from compress.core.errors import ConfigError, QuantizationError
+from compress.core.forward_loop import ForwardLoop
+from compress.core.model import Model
+from compress.core.registry import MODEL_PASS, StepConfig, StepKind, register_config
 from compress.passes.linear_inputs import LinearGroup, is_linear_like, linear_groups
-from export.calibrate import ForwardLoop
-
 
 
 @register_config
 class SmoothQuantConfig(StepConfig):
     """Migrate activation outliers into the weights of every Linear fed by a LayerNorm or an activation."""
+
+    kind: ClassVar[StepKind] = MODEL_PASS
 
     alpha: float = 0.85  # migration strength: 0 keeps activations as they are, 1 moves all range into weights
 

@@ -1,7 +1,7 @@
 """Every CUDA source in csrc/cuda compiles with nvcc for Hopper (sm_90a) and Ampere (sm_80).
 
 No GPU is needed: CI compiles the kernels on its CPU machine with the exact command the extension build
-uses (compress.ops_build), so a kernel that does not compile, or is never registered, fails CI.
+uses (compress.ops.build), so a kernel that does not compile, or is never registered, fails CI.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from compress import ops_build
+from compress.ops import build as ops_build
 
 SOURCES = ops_build.cuda_sources()
 NVCC_MISSING = "nvcc not found; CUDA sources are compiled in CI where nvcc is installed"

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.backend_registry import unavailable_reason
-from bench.backends import OrtBackend, time_batches
+from bench.backends.base import time_batches
+from bench.backends.onnxruntime import OrtBackend
+from bench.backends.registry import unavailable_reason
 
 
 def _skip_unless(backend: str):
@@ -19,7 +20,7 @@ def _skip_unless(backend: str):
 @_skip_unless("torch-cuda-fp16")
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
 def test_torch_cuda_matches_cpu_fp32(digits_ts_model, digits_data, precision):
-    from bench.torch_eager import TorchEagerBackend
+    from bench.backends.torch_eager import TorchEagerBackend
 
     batch = {"x": digits_data["x_test"][:64]}
     with TorchEagerBackend(digits_ts_model, "cpu", "fp32", 1) as cpu:
@@ -33,7 +34,7 @@ def test_torch_cuda_matches_cpu_fp32(digits_ts_model, digits_data, precision):
 
 @_skip_unless("ort-cuda")
 def test_ort_cuda_matches_ort_cpu(digits_onnx, digits_data):
-    from bench.ort_gpu import OrtProviderBackend
+    from bench.backends.ort_gpu import OrtProviderBackend
 
     batch = {"x": digits_data["x_test"][:32]}
     with OrtBackend(digits_onnx, 1) as cpu:
@@ -48,7 +49,7 @@ def test_ort_cuda_matches_ort_cpu(digits_onnx, digits_data):
 def test_trt_engine_matches_ort_cpu(digits_onnx, digits_data, tmp_path):
     import tensorrt as trt
 
-    from bench.trt_engine import TrtEngineBackend
+    from bench.backends.tensorrt import TrtEngineBackend
 
     logger = trt.Logger(trt.Logger.ERROR)
     builder = trt.Builder(logger)

@@ -14,7 +14,7 @@ import torch
 if not torch.cuda.is_available():
     pytest.skip("no CUDA device", allow_module_level=True)
 
-import compress.ops as ops  # registers torch.ops.compress.*
+import compress.ops.kernels as ops  # registers torch.ops.compress.*
 
 if not ops.has_cuda_kernels():
     pytest.skip(f"the CUDA kernels are not built: {ops.status().reason}", allow_module_level=True)

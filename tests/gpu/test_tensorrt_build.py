@@ -8,16 +8,16 @@ import json
 import numpy as np
 import pytest
 
-from export.trt_available import tensorrt_missing_reason
+from export.tensorrt.available import tensorrt_missing_reason
 
 if tensorrt_missing_reason():
     pytest.skip(tensorrt_missing_reason(), allow_module_level=True)
 
-from compress.loaders import load_model  # noqa: E402
-from export.ort_session import make_session, run_session  # noqa: E402
-from export.tensorrt import TensorRTEngineConfig, build_engine, read_engine_metadata  # noqa: E402
-from export.trt_runner import EngineRunner  # noqa: E402
-from tests.compress.test_cli import FAST, invoke  # noqa: E402
+from compress.load.loaders import load_model  # noqa: E402
+from export.onnx.session import make_session, run_session  # noqa: E402
+from export.tensorrt.engine import TensorRTEngineConfig, build_engine, read_engine_metadata  # noqa: E402
+from export.tensorrt.runner import EngineRunner  # noqa: E402
+from tests.compress.cli.test_compress_command import FAST, invoke  # noqa: E402
 
 
 @pytest.fixture(scope="module")

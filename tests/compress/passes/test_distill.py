@@ -15,14 +15,14 @@ import pytest
 import torch
 from torch import nn
 
-from bench.digits_cnn import digits_split, train_digits_cnn
-from compress.errors import ConfigError, InputError, OutputError
-from compress.hf_loader import SentenceEmbedder
-from compress.model import Model
+from bench.models.digits_cnn import digits_split, train_digits_cnn
+from compress.core.errors import ConfigError, InputError, OutputError
+from compress.core.model import Model
+from compress.core.progress import Progress
+from compress.core.spec import TensorSpec
+from compress.load.hf_dir import SentenceEmbedder
 from compress.passes.distill import DistillConfig, distill
 from compress.passes.distill_losses import cosine_loss, kl_loss
-from compress.progress import Progress
-from compress.spec import TensorSpec
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +287,7 @@ def test_distill_config_raises_config_error_when_nothing_says_when_to_stop():
 
 
 def test_distill_config_round_trips_through_json():
-    from compress.config import config_from_json
+    from compress.core.registry import config_from_json
 
     config = DistillConfig(time_budget_s=30.0, hidden_loss="cosine", grad_clip=None)
     assert config_from_json(json.loads(json.dumps(config.to_json()))) == config
@@ -314,10 +314,10 @@ def test_distill_keeps_embedding_tables_only_when_frozen(freeze):
     import torch
     import transformers as t
 
-    from compress.hf_loader import TaskHead
-    from compress.model import Model
+    from compress.core.model import Model
+    from compress.core.spec import parse_input_spec, random_inputs
+    from compress.load.hf_dir import TaskHead
     from compress.passes.distill import DistillConfig, distill
-    from compress.spec import parse_input_spec, random_inputs
 
     torch.manual_seed(0)
     hf = t.BertModel(t.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,

@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from compress.errors import InputError
-from compress.hf_loader import SentenceEmbedder, TaskHead
-from compress.model import Model
-from compress.passes.distill_losses import (HiddenCapture, cosine_loss, default_hidden_pairs, kl_loss, mse_loss,
-                                            output_loss)
-from compress.spec import TensorSpec
+from compress.core.errors import InputError
+from compress.core.model import Model
+from compress.core.spec import TensorSpec
+from compress.load.hf_dir import SentenceEmbedder, TaskHead
+from compress.passes.distill_losses import HiddenCapture, cosine_loss, default_hidden_pairs, kl_loss, mse_loss, output_loss
 
 
 def _log_softmax(x):

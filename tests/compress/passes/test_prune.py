@@ -1,16 +1,18 @@
-"""``prune_`` routes each config to its pass and works on the Model the runner holds."""
+"""``prune_`` routes each config to its pass and works on the Model the pipeline holds."""
 
 import numpy as np
 import pytest
 import torch
 
-from compress.errors import InputError
-from compress.model import Model
+from bench.models.digits_cnn import DigitsCNN
+from compress.core.errors import InputError
+from compress.core.model import Model
+from compress.core.sparsity import check_n_m
+from compress.core.spec import parse_input_spec
 from compress.passes.prune import prune_
 from compress.passes.prune_channels import ChannelPruneConfig
-from compress.passes.prune_unstructured import SemiStructuredConfig, check_n_m
-from compress.spec import parse_input_spec
-from tests.conftest import DIGITS_SPEC, DigitsCNN
+from compress.passes.prune_unstructured import SemiStructuredConfig
+from tests.conftest import DIGITS_SPEC
 
 
 def _digits_model() -> Model:

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bench.digits_cnn import digits_split, train_digits_cnn
-from compress.config import config_from_json
-from compress.errors import ConfigError, InputError
+from bench.models.digits_cnn import digits_split, train_digits_cnn
+from compress.core.errors import ConfigError, InputError
+from compress.core.registry import config_from_json
 from compress.passes.prune_channels import ChannelPruneConfig, prune_channels_
 
 

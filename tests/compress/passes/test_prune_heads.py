@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from compress.errors import ConfigError, InputError
-from compress.loaders import load_model
-from compress.model import Model
+from compress.core.errors import ConfigError, InputError
+from compress.core.model import Model
+from compress.core.spec import parse_input_spec, random_inputs, to_torch
+from compress.load.loaders import load_model
+from compress.load.transformer_blocks import find_blocks, output_rows
 from compress.passes.prune_heads import HeadPruneConfig, prune_heads_, taylor_scores
-from compress.passes.transformer_blocks import find_blocks, output_rows
-from compress.spec import parse_input_spec, random_inputs, to_torch
 
 
 def _tiny(family: str, tmp_path) -> Model:
@@ -82,7 +82,7 @@ def test_prune_heads_matches_original_with_units_switched_off(family, importance
 
 
 def test_prune_heads_updates_config_and_reloads_from_saved_dir(tmp_path):
-    from compress.hf_pruned import save_hf_dir
+    from compress.load.hf_pruned import save_hf_dir
 
     model = _tiny("bert", tmp_path)
     prune_heads_(model, HeadPruneConfig(heads=0.5, ffn=0.25, importance="magnitude"))
@@ -155,7 +155,7 @@ def test_prune_heads_names_module_types_looked_for_when_model_has_no_heads():
 def test_loading_a_pruned_dir_whose_weights_do_not_fit_says_it_was_edited(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from compress.hf_pruned import save_hf_dir
+    from compress.load.hf_pruned import save_hf_dir
 
     model = _tiny("bert", tmp_path)
     prune_heads_(model, HeadPruneConfig(heads=0.5, importance="magnitude"))

@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from bench.digits_cnn import digits_split, train_digits_cnn
-from compress.errors import ConfigError
+from bench.models.digits_cnn import digits_split, train_digits_cnn
+from compress.core.errors import ConfigError
+from compress.core.sparsity import check_n_m
 from compress.passes.prune_unstructured import (
     MagnitudePruneConfig,
     SemiStructuredConfig,
-    check_n_m,
     magnitude_prune_,
     prunable_layers,
     semi_structured_,

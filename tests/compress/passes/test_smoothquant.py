@@ -5,12 +5,11 @@ import pytest
 import torch
 from torch import nn
 
-from compress.errors import ConfigError
-from compress.model import Model
+from compress.core.errors import ConfigError
+from compress.core.model import Model, clone_model
+from compress.core.spec import parse_input_spec
 from compress.passes.linear_inputs import linear_groups
-from compress.passes.quantize import clone_model
 from compress.passes.smoothquant import ScaledInputLinear, SmoothQuantConfig, smooth_quant_
-from compress.spec import parse_input_spec
 
 
 class PreNormBlock(nn.Module):
@@ -59,7 +58,7 @@ def test_smoothquant_folds_into_a_layernorm_that_feeds_only_linears_and_keeps_ou
 
 
 def test_smoothquant_does_not_fold_into_a_layernorm_that_also_feeds_the_residual(minilm_model):
-    from compress.data import builtin_text
+    from compress.load.data import builtin_text
 
     model = clone_model(minilm_model)
     batches = builtin_text(model, "calibration", 8, 4, 32).batches

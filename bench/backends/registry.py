@@ -1,0 +1,68 @@
+"""Every backend the suite knows, which artifacts each runs, and why one cannot run here.
+
+`--backends` takes families (torch, ort, trt, kernels) or single backends (torch-cuda-fp16).
+A backend whose runtime or device is missing is listed with the reason, never an error,
+unless the user named it explicitly (then the run exits non-zero after measuring the rest).
+"""
+
+from __future__ import annotations
+
+from compress.core.errors import BenchError
+
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "torch": ("torch-cpu-fp32", "torch-cpu-bf16", "torch-cuda-fp32", "torch-cuda-fp16", "torch-cuda-bf16"),
+    "ort": ("ort-cpu", "ort-cuda", "ort-trt"),
+    "trt": ("trt",),
+    "kernels": ("torch-kernels",),
+}
+ALL_BACKENDS = tuple(b for family in FAMILIES.values() for b in family)
+# Which artifact kind each backend runs.
+RUNS_KIND = {**{b: "torch" for b in FAMILIES["torch"]}, "ort-cpu": "onnx", "ort-cuda": "onnx", "ort-trt": "onnx",
+             "trt": "engine", "torch-kernels": "torch"}
+
+
+def parse_backends(text: str | None) -> tuple[tuple[str, ...], bool]:
+    """(backends in suite order, whether the user named them); None means every backend, not explicit."""
+    if text is None:
+        return ALL_BACKENDS, False
+    chosen: list[str] = []
+    for word in (w.strip() for w in text.split(",")):
+        if not word:
+            continue
+        if word in FAMILIES:
+            chosen.extend(FAMILIES[word])
+        elif word in ALL_BACKENDS:
+            chosen.append(word)
+        else:
+            raise BenchError(f"--backends {word!r} is unknown; use families {', '.join(FAMILIES)} or backends {', '.join(ALL_BACKENDS)}")
+    if not chosen:
+        raise BenchError("--backends is empty; name at least one of " + ", ".join(FAMILIES))
+    return tuple(b for b in ALL_BACKENDS if b in chosen), True
+
+
+def unavailable_reason(backend: str) -> str | None:
+    """None when ``backend`` can run on this machine, else one line saying what is missing."""
+    if backend.startswith("torch-cuda"):
+        return None if _cuda() else "no CUDA device visible to PyTorch (this torch build or machine has none)"
+    if backend in ("ort-cuda", "ort-trt"):
+        from bench.backends.ort_gpu import ort_provider_reason
+
+        return ort_provider_reason("cuda" if backend == "ort-cuda" else "tensorrt")
+    if backend == "trt":
+        from bench.backends.tensorrt import trt_reason
+
+        return trt_reason()
+    if backend == "torch-kernels":
+        from compress.ops import kernels as ops
+
+        status = ops.status()
+        if status.backend != "extension":  # the reference ops would time plain PyTorch under the kernels' name
+            return f"the compiled INT8 kernels are not loaded: {status.reason}"
+        return None
+    return None
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

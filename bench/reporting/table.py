@@ -1,0 +1,39 @@
+"""Report rows and the table printed at the end of a run."""
+
+from __future__ import annotations
+
+from bench.measure.latency import Latency
+from bench.measure.retention import headline
+
+
+def artifact_row(name: str, backend: str, precision: str, file: str | None, size_bytes: int,
+                 latency: dict[int, Latency], kept: dict | None) -> dict:
+    return {
+        "name": name, "backend": backend, "precision": precision, "file": file, "size_bytes": size_bytes,
+        "latency": {str(bs): lat.to_json() for bs, lat in latency.items()},
+        "retention": kept,
+    }
+
+
+def add_speedups(rows: list[dict]) -> None:
+    """Each row's p50 speed-up over the first row (the FP32 baseline), per batch size, measured in the same run."""
+    base = rows[0]["latency"]
+    for row in rows:
+        row["speedup_vs_" + rows[0]["name"]] = {bs: round(base[bs]["p50_ms"] / lat["p50_ms"], 3) for bs, lat in row["latency"].items() if bs in base}
+
+
+def format_table(rows: list[dict]) -> str:
+    batch_sizes = list(rows[0]["latency"])
+    base_key = "speedup_vs_" + rows[0]["name"]
+    header = ["artifact", "size MB"] + [f"b{bs} p50/p90 ms" for bs in batch_sizes] + [f"speed-up b{bs}" for bs in batch_sizes] + ["retention vs original"]
+    lines = [header]
+    for row in rows:
+        cells = [row["name"], f"{row['size_bytes'] / 1e6:.1f}"]
+        cells += [f"{row['latency'][bs]['p50_ms']:.1f} / {row['latency'][bs]['p90_ms']:.1f}" for bs in batch_sizes]
+        cells += [f"{row.get(base_key, {}).get(bs, float('nan')):.2f}x" for bs in batch_sizes]
+        cells.append(headline(row["retention"]) if row["retention"] else "reference")
+        lines.append(cells)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    rule = "  ".join("-" * w for w in widths)
+    text = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
+    return "\n".join([text[0], rule, *text[1:]])

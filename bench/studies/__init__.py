@@ -1,0 +1,1 @@
+"""The runnable benchmarks (``python -m bench.studies.NAME``); results go to bench/results/. Like a user, they may use every layer."""

@@ -1,0 +1,1 @@
+"""The ``compress`` command: flags → recipe → ``compress.pipeline.run``. The entry point is ``compress.cli.main:main``."""

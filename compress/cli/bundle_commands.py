@@ -1,0 +1,44 @@
+"""``compress pack`` and ``compress verify``: ship a `compress` output as one checked .tar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from compress.cli.guard import guarded
+
+
+@click.command("pack")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="The bundle to write, e.g. model.tar.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def pack_command(directory, out, force, debug):
+    """Pack DIRECTORY (a `compress` output: ONNX models, engines, report) into a bundle with a manifest."""
+
+    def go():
+        from export.bundle.pack import pack
+
+        manifest = pack(directory, out, force)
+        files = manifest["files"]
+        engines = [n for n, e in files.items() if e["kind"] == "engine"]
+        click.echo(f"wrote {out}: {len(files)} files ({', '.join(sorted(files))}), "
+                   f"{sum(e['bytes'] for e in files.values()) / 1e6:.1f} MB" + ("" if engines else "; no TensorRT engine (ONNX Runtime will run it)"))
+
+    guarded(debug, go)
+
+
+@click.command("verify")
+@click.argument("bundle", type=click.Path(path_type=Path))
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+def verify_command(bundle, debug):
+    """Check every file of BUNDLE (.tar or unpacked directory) against its manifest; exit 1 naming the first bad file."""
+
+    def go():
+        from export.bundle.verify import verify
+
+        manifest = verify(bundle)
+        click.echo(f"ok: {bundle}: {len(manifest['files'])} files match their sha256 and size")
+
+    guarded(debug, go)

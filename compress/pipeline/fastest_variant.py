@@ -1,0 +1,37 @@
+"""Choosing between INT8 files that compute the same thing by timing them here.
+
+ONNX Runtime's graph fusions (the transformer optimizer's, and SkipLayerNormalization above
+all) are faster on some CPUs and slower on others, so the INT8 steps write every variant and
+keep the one that measures fastest on this machine, on a real batch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.measure.latency import measure
+from export.onnx.session import make_session, run_session
+
+
+def trial_p50(path: Path, inputs: dict[str, np.ndarray], threads: int | None, disabled: tuple[str, ...]) -> float:
+    """Median latency (ms) of one ONNX file on one batch: a short trial, not a benchmark."""
+    session = make_session(path, threads, disabled_optimizers=disabled)
+    try:
+        return round(measure(lambda x: run_session(session, x), [inputs], warmup=2, min_iters=5, min_seconds=1.0).p50_ms, 3)
+    finally:
+        del session
+
+
+def pick_fastest(variants: dict[str, tuple[Path, tuple[str, ...]]], inputs: dict[str, np.ndarray], threads: int | None,
+                 margin: float = 0.0) -> tuple[str, dict[str, float]]:
+    """(the fastest variant's name, every variant's trial p50). ``variants``: name -> (file, ONNX
+    Runtime optimizers disabled at load). The first variant is the plain one: another must beat it
+    by ``margin`` (0.03: 3%) to be chosen, so a tie keeps the simpler graph."""
+    times = {name: trial_p50(path, inputs, threads, disabled) for name, (path, disabled) in variants.items()}
+    first = next(iter(variants))
+    best = min(times, key=times.get)
+    if times[best] > (1 - margin) * times[first]:
+        best = first
+    return best, times

@@ -1,0 +1,43 @@
+"""What a run is told besides its recipe (where to write, which data, how to measure), what it
+returns, and the recipe that ``compress MODEL --int8`` builds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compress.core.registry import StepConfig
+from export.int8.ort_quantize import OnnxInt8Config
+from export.onnx.export import OnnxExportConfig
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run and measure; the recipe says what to do to the model."""
+
+    out_dir: Path
+    force: bool = False
+    calib: Path | None = None
+    eval: Path | None = None
+    batch_sizes: tuple[int, ...] = (1, 16)
+    seq_len: int = 128
+    threads: int = 2
+    eval_samples: int = 128
+    min_seconds: float = 2.0  # per latency measurement
+    metric: object = None  # for the INT8 search: metric(reference, outputs, labels) -> score, higher is better
+    distill: Path | None = None  # unlabeled data for distillation [default: the built-in docstring text]
+    checkpoint_dir: Path | None = None  # distillation checkpoints [default: OUT.checkpoints beside the output]
+    resume: bool = False  # continue an interrupted distillation from its last checkpoint
+    prune_samples: int = 64  # calibration samples for Taylor importance
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    report: dict
+    manifest: dict = field(default_factory=dict)
+    tolerance_met: bool = True  # False when an INT8 search found nothing within --max-drop
+
+
+def default_recipe(int8: bool) -> list[StepConfig]:
+    return [OnnxExportConfig(), *([OnnxInt8Config()] if int8 else [])]

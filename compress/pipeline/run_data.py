@@ -1,0 +1,74 @@
+"""The data a run measures and calibrates on, kept apart: held-out evaluation inputs, validation
+inputs for the INT8 search (held out from both), latency batches, and calibration sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compress.core.errors import InputError
+from compress.core.model import Model
+from compress.load.data import Dataset, default_data, load_data_file, split_off
+from compress.pipeline.options import RunOptions
+
+VALIDATION_SAMPLES = 64
+
+
+@dataclass
+class RunData:
+    evaluation: Dataset
+    validation: Dataset | None
+    latency: dict[int, list[dict]]  # four different batches per batch size
+    model: Model
+    options: RunOptions
+    _calibration: dict[int, Dataset] = field(default_factory=dict)
+
+    @classmethod
+    def prepare(cls, model: Model, options: RunOptions, with_validation: bool) -> "RunData":
+        evaluation, validation = evaluation_data(model, options), None
+        if with_validation:
+            validation, evaluation = validation_split(model, evaluation, options.eval is not None, options.seq_len)
+        return cls(evaluation, validation, latency_inputs(model, options), model, options)
+
+    def calibration(self, samples: int) -> Dataset:
+        """The first ``samples`` calibration samples: from --calib, else the built-in calibration source."""
+        if samples not in self._calibration:
+            self._calibration[samples] = calibration_data(self.model, self.options, samples)
+        return self._calibration[samples]
+
+    def trial_batch(self) -> dict:
+        """One batch of the largest size timed, for the short trials that choose between INT8 variants."""
+        return self.latency[max(self.latency)][0]
+
+
+def evaluation_data(model: Model, options: RunOptions) -> Dataset:
+    if options.calib is not None and options.eval is not None and Path(options.calib).resolve() == Path(options.eval).resolve():
+        raise InputError("--eval and --calib name the same file; evaluate on data the model was not calibrated on")
+    if options.eval is not None:
+        return load_data_file(options.eval, model, batch_size=16, seq_len=options.seq_len, samples=options.eval_samples)
+    return default_data(model, "evaluation", options.eval_samples, 16, options.seq_len)
+
+
+def calibration_data(model: Model, options: RunOptions, samples: int) -> Dataset:
+    if options.calib is not None:
+        return load_data_file(options.calib, model, batch_size=16, seq_len=options.seq_len, samples=samples)
+    return default_data(model, "calibration", samples, 16, options.seq_len)
+
+
+def latency_inputs(model: Model, options: RunOptions) -> dict[int, list[dict]]:
+    """Four different batches per size, from held-out evaluation text when there is a tokenizer."""
+    return {bs: default_data(model, "evaluation", 4 * bs, bs, options.seq_len).batches[:4] for bs in options.batch_sizes}
+
+
+def validation_split(model: Model, evaluation: Dataset, user_eval: bool, seq_len: int) -> tuple[Dataset, Dataset]:
+    """(validation, evaluation): from the user's --eval file its first part, else the built-in held-out source."""
+    if user_eval:
+        return split_off(evaluation, min(VALIDATION_SAMPLES, evaluation.num_samples // 4))
+    return default_data(model, "validation", VALIDATION_SAMPLES, 16, seq_len), evaluation
+
+
+def data_files(options: RunOptions) -> dict:
+    """The user's data files, so `compress bench run OUT` scores on the same held-out inputs and a
+    replay (`compress run --recipe OUT/manifest.json`) calibrates and distills on the same data."""
+    files = (("evaluation", options.eval), ("calibration", options.calib), ("distillation", options.distill))
+    return {name: str(Path(p).resolve()) for name, p in files if p is not None}

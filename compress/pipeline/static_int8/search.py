@@ -1,0 +1,181 @@
+"""Accuracy-aware INT8: try configurations from cheap to costly, keep the fastest that meets the tolerance.
+
+Stage 1 tries calibrations that cost no speed (range methods, SmoothQuant strengths). Only if
+none meets the tolerance does stage 2 run the sensitivity analysis (each layer group quantized
+alone, ranked by the metric it costs) and leave the most sensitive groups in float, one more
+each try, since every float layer costs latency. Every tried point (latency, metric) goes into
+the report with the Pareto front marked; the best so far is always kept on disk, so a time
+budget or Ctrl-C ends the search with a usable result.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench.measure.latency import measure
+from bench.measure.retention import cosine_retention, relative_error, top1_agreement
+from compress.core.errors import CompressError
+from compress.pipeline.static_int8.builder import StaticInt8Builder
+from compress.pipeline.static_int8.config import Int8SearchConfig, Int8StaticConfig
+from export.onnx.session import make_session, run_session
+
+# score(reference outputs, candidate outputs, labels) -> higher is better; the drop is
+# score(reference, reference) - score(reference, candidate).
+Metric = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], float]
+
+
+def metric_for_task(task: str, labels: np.ndarray | None) -> tuple[str, Metric]:
+    """The metric the tolerance is measured in, following the task."""
+    if task == "embedding":
+        return "mean cosine to the original", lambda ref, out, _: cosine_retention(ref, out)["mean_cosine"]
+    if task == "classification" and labels is not None:
+        return "accuracy", lambda ref, out, y: top1_agreement(ref, out, y)["accuracy"]
+    if task == "classification":
+        return "top-1 agreement with the original", lambda ref, out, _: top1_agreement(ref, out)["top1_agreement"]
+    return "1 - relative error", lambda ref, out, _: 1.0 - relative_error(ref, out)["mean_relative_error"]
+
+
+@dataclass
+class Evaluator:
+    """Scores and times a candidate file on validation data held out from calibration and evaluation."""
+
+    batches: list[dict]
+    reference: np.ndarray
+    labels: np.ndarray | None
+    metric: Metric
+    timing_batch: dict
+    threads: int
+    metric_name: str = "task metric"
+    reference_score: float = field(init=False)
+
+    def __post_init__(self):
+        self.reference_score = float(self.metric(self.reference, self.reference, self.labels))
+
+    def __call__(self, path: Path, disabled_optimizers=()) -> tuple[float, float]:
+
+        session = make_session(path, self.threads, disabled_optimizers=disabled_optimizers)
+        try:
+            outputs = np.concatenate([run_session(session, b)[0] for b in self.batches])
+            drop = self.reference_score - float(self.metric(self.reference, outputs, self.labels))
+            p50 = measure(lambda x: run_session(session, x), [self.timing_batch], warmup=2, min_iters=5, min_seconds=1.0).p50_ms
+        finally:
+            del session
+        return round(drop, 6), round(p50, 3)
+
+
+@dataclass
+class SearchResult:
+    config: Int8StaticConfig | None  # None: the dynamic INT8 candidate won
+    keep: set[str]
+    met: bool
+    report: dict
+
+
+def search_int8(builder: StaticInt8Builder, search: Int8SearchConfig, evaluate: Evaluator, work: Path,
+                dynamic_candidate: Path | None = None, say=print) -> SearchResult:
+    start = time.monotonic()
+    tried: list[dict] = []
+    best: dict | None = None
+    best_path = work / "best.int8.onnx"
+
+    def over_budget() -> bool:
+        return time.monotonic() - start > search.budget_seconds
+
+    def consider(name: str, config: Int8StaticConfig | None, keep: set[str], path: Path) -> dict:
+        nonlocal best
+        drop, p50 = evaluate(path)
+        point = {"candidate": name, "config": config.to_json() if config else {"type": "dynamic per-channel INT8"},
+                 "float_layers": sorted(keep), "drop": drop, "latency_p50_ms": p50, "meets_tolerance": drop <= search.max_drop}
+        tried.append(point)
+        say(f"  {name}: drop {drop:+.4%}, {p50:.1f} ms{'  ✓' if point['meets_tolerance'] else ''}")
+        if _better(point, best):
+            best = {**point, "_config": config, "_keep": set(keep)}
+            shutil.copyfile(path, best_path)  # the best so far stays on disk whatever happens next
+        return point
+
+    interrupted = False
+    try:
+        if dynamic_candidate is not None:
+            consider("dynamic per-channel", None, set(), dynamic_candidate)
+        stage1 = [Int8StaticConfig(smoothquant_alpha=None, target=search.target)]
+        stage1 += [Int8StaticConfig(smoothquant_alpha=a, target=search.target) for a in search.alphas]
+        for config in stage1:
+            if over_budget():
+                break
+            path = work / f"candidate-{len(tried)}.onnx"
+            builder.write_cpu_qdq(config, path, set())
+            consider(config.describe(), config, set(), path)
+        if best is not None and best["_config"] is not None and not over_budget():  # other range methods at the best alpha
+            alpha = best["_config"].smoothquant_alpha
+            for method in search.methods:
+                if method == "minmax" or over_budget():
+                    continue
+                config = Int8StaticConfig(method=method, smoothquant_alpha=alpha, target=search.target)
+                path = work / f"candidate-{len(tried)}.onnx"
+                builder.write_cpu_qdq(config, path, set())
+                consider(config.describe(), config, set(), path)
+        if best is not None and not best["meets_tolerance"] and not over_budget():
+            base = best["_config"] or Int8StaticConfig(target=search.target)
+            ranking = sensitivity_ranking(builder, base, evaluate, work, over_budget, say)
+            for count in range(1, min(search.max_float_layers, len(ranking) - 1) + 1):  # something stays INT8
+                if over_budget() or best["meets_tolerance"]:
+                    break
+                keep = set(ranking[:count])
+                path = work / f"candidate-{len(tried)}.onnx"
+                builder.write_cpu_qdq(base, path, keep)
+                consider(f"{base.describe()}, {count} most sensitive layer(s) float", base, keep, path)
+    except KeyboardInterrupt:
+        interrupted = True
+        say("  search interrupted: keeping the best configuration so far")
+    if best is None:
+        raise KeyboardInterrupt if interrupted else CompressError("the INT8 search ran out of budget before trying one configuration; raise --search-budget")
+    _mark_pareto(tried)
+    report = {"metric": evaluate.metric_name, "reference_score": evaluate.reference_score, "max_drop": search.max_drop,
+              "budget_seconds": search.budget_seconds, "seconds": round(time.monotonic() - start, 1), "interrupted": interrupted,
+              "validation_samples": int(sum(len(next(iter(b.values()))) for b in evaluate.batches)),
+              "tried": tried, "chosen": {k: v for k, v in best.items() if not k.startswith("_")},
+              "sensitivity": builder.sensitivity}
+    return SearchResult(best["_config"], best["_keep"], best["meets_tolerance"], report)
+
+
+def _better(point: dict, best: dict | None) -> bool:
+    """Meeting the tolerance beats missing it; among those that meet it, faster wins; among misses, smaller drop."""
+    if best is None:
+        return True
+    if point["meets_tolerance"] != best["meets_tolerance"]:
+        return point["meets_tolerance"]
+    if point["meets_tolerance"]:
+        return point["latency_p50_ms"] < best["latency_p50_ms"]
+    return point["drop"] < best["drop"]
+
+
+def sensitivity_ranking(builder: StaticInt8Builder, config: Int8StaticConfig, evaluate: Evaluator, work: Path, over_budget, say) -> list[str]:
+    """Quantize one layer group at a time (everything else float) and rank groups by the drop they cause."""
+    prep = builder.prepare(config.smoothquant_alpha)
+    say(f"  sensitivity analysis over {len(prep.groups)} layer groups")
+    rows = []
+    for group in prep.groups:
+        if over_budget():
+            break
+        keep = {g.label for g in prep.groups if g is not group}
+        path = work / "sensitivity.onnx"
+        builder.write_cpu_qdq(config, path, keep)
+        drop, _ = evaluate(path)
+        rows.append({"layer": group.label, "drop_when_quantized_alone": drop})
+    rows.sort(key=lambda r: -r["drop_when_quantized_alone"])
+    builder.sensitivity = rows
+    return [r["layer"] for r in rows]
+
+
+def _mark_pareto(points: list[dict]) -> None:
+    """A point is on the front when no other point is both at least as fast and at least as accurate (and better in one)."""
+    for p in points:
+        p["pareto"] = not any(
+            q is not p and q["latency_p50_ms"] <= p["latency_p50_ms"] and q["drop"] <= p["drop"]
+            and (q["latency_p50_ms"] < p["latency_p50_ms"] or q["drop"] < p["drop"]) for q in points)

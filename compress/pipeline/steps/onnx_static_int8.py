@@ -1,0 +1,109 @@
+"""``Int8StaticConfig`` and ``Int8SearchConfig``: static INT8 from calibration, one configuration
+or the accuracy-aware search.
+
+Writes ``model.int8.onnx`` (integer ops for ONNX Runtime on CPU) and, for the TensorRT target,
+``model.int8.qdq.onnx`` into the staged output. Calibration batches stream through a forward
+loop; validation data (for the search and the sensitivity analysis) is held out from both
+calibration and the final evaluation.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from bench.backends.base import run_all
+from bench.backends.onnxruntime import OrtBackend
+from compress.core.errors import QuantizationError
+from compress.core.forward_loop import forward_loop_over
+from compress.core.registry import register_handler
+from compress.load.data import Dataset
+from compress.pipeline.fastest_variant import pick_fastest
+from compress.pipeline.state import RunState
+from compress.pipeline.static_int8.builder import StaticInt8Builder
+from compress.pipeline.static_int8.config import QDQ_FILE, Int8SearchConfig, Int8StaticConfig
+from compress.pipeline.static_int8.search import Evaluator, metric_for_task, search_int8, sensitivity_ranking
+from export.int8.ort_quantize import NO_SKIP_LAYER_NORM, OnnxInt8Config, quantize_onnx_int8
+
+
+@register_handler(Int8StaticConfig, Int8SearchConfig)
+def static_int8_step(config: Int8StaticConfig | Int8SearchConfig, state: RunState) -> None:
+    search = isinstance(config, Int8SearchConfig)
+    with state.progress.step("Searching INT8 configurations" if search else "Quantizing to static INT8"):
+        calibration = state.data.calibration(config.calibration_samples)
+        state.report["data"]["calibration"] = calibration.source
+        section = _build(config, state, calibration)
+    state.report["int8"] = section
+    out = state.stage / config.outputs()["onnx-int8"]
+    state.runtime[out.name] = {"onnxruntime": {"disabled_optimizers": section.get("onnxruntime_disabled_optimizers", [])}}
+    state.files["onnx-int8"] = out
+    if "onnx-qdq" in config.outputs():
+        state.files["onnx-qdq"] = state.stage / config.outputs()["onnx-qdq"]
+
+
+static_int8_step.uses_validation = True  # the search and the sensitivity analysis score on held-out validation data
+
+
+def _build(config: Int8StaticConfig | Int8SearchConfig, state: RunState, calibration: Dataset) -> dict:
+    """Build the INT8 files in the stage; returns the report section (``tolerance_met`` for a search)."""
+    progress, threads, fp32_path, stage = state.progress, state.options.threads, state.files["onnx"], state.stage
+    loop = forward_loop_over(calibration.batches, config.calibration_samples,
+                             on_batch=lambda n: progress.say(f"  calibrated on {n} samples") if n % 128 < 16 else None)
+    trial_batch = state.data.trial_batch()
+    with tempfile.TemporaryDirectory(prefix="compress-int8-") as tmp:
+        work = Path(tmp)
+        builder = StaticInt8Builder(state.model, loop, calibration.batches[0], work, threads, plain_fp32=fp32_path)
+        section: dict = {"mode": "static", "calibration": calibration.source}
+        evaluate = _evaluator(state, fp32_path, state.data.validation, trial_batch)
+        if isinstance(config, Int8SearchConfig):
+            dynamic = _dynamic_candidate(fp32_path, work / "dynamic.int8.onnx")
+            result = search_int8(builder, config, evaluate, work, dynamic, say=progress.say)
+            section["search"] = result.report
+            section["tolerance_met"] = result.met
+            if result.config is None:  # the dynamic candidate won
+                section.update(mode="dynamic", chosen="dynamic per-channel INT8")
+                (work / "best.int8.onnx").replace(stage / config.outputs()["onnx-int8"])
+                return section
+            chosen, keep = result.config, result.keep
+        else:
+            chosen, keep = config, set(config.keep_float)
+            if config.keep_float_count:
+                ranking = sensitivity_ranking(builder, config, evaluate, work, lambda: False, progress.say)
+                keep = builder.keep_set(config, ranking)
+                section["sensitivity"] = builder.sensitivity
+        section.update(_build_fastest(builder, chosen, keep, stage, trial_batch, threads))
+    return section
+
+
+def _build_fastest(builder: StaticInt8Builder, config: Int8StaticConfig, keep: set[str], stage: Path, trial_batch: dict, threads: int) -> dict:
+    """Write the chosen configuration, with ONNX Runtime's SkipLayerNormalization fusion folded in
+    or not, whichever measures faster here (its kernel is slower than LayerNorm + Add on some CPUs)."""
+    qdq = stage / QDQ_FILE if config.target == "tensorrt" else None
+    built = {}
+    for i, (label, disabled) in enumerate((("with SkipLayerNorm fusion", ()), ("without SkipLayerNorm fusion", NO_SKIP_LAYER_NORM))):
+        path = stage / f"trial-{i}.int8.onnx"
+        info = builder.build(config, path, qdq if i == 0 else None, keep, disabled)  # the QDQ file is the same for both
+        built[label] = (path, disabled, info)
+    best, times = pick_fastest({label: (path, disabled) for label, (path, disabled, _) in built.items()}, trial_batch, threads)
+    path, disabled, info = built[best]
+    path.replace(stage / config.outputs()["onnx-int8"])
+    for other, _, _ in built.values():
+        other.unlink(missing_ok=True)
+    return {**info, "onnxruntime_disabled_optimizers": list(disabled), "transformer_fusions": False, "variant_trial_p50_ms": times}
+
+
+def _evaluator(state: RunState, fp32_path: Path, validation: Dataset, trial_batch: dict) -> Evaluator:
+    with OrtBackend(fp32_path, state.options.threads) as backend:  # the exported FP32 graph: parity-checked against PyTorch
+        reference = run_all(backend, validation.batches)
+    metric = state.options.metric
+    name, fn = ("custom metric", metric) if metric is not None else metric_for_task(state.original.task, validation.labels)
+    return Evaluator(validation.batches, reference, validation.labels, fn, trial_batch, state.options.threads, name)
+
+
+def _dynamic_candidate(fp32_path: Path, out_path: Path) -> Path | None:
+    """Dynamic per-channel INT8 as the search's cheapest candidate, where ORT's quantizer can make it."""
+    try:
+        quantize_onnx_int8(fp32_path, out_path, OnnxInt8Config(mode="dynamic", graph_optimization="off"))
+    except QuantizationError:
+        return None
+    return out_path

@@ -1,0 +1,1 @@
+"""PyTorch → ``torch.export`` programs (.pt2), verified by loading them back."""

@@ -1,0 +1,127 @@
+"""prune → distill → INT8 → export through the CLI and the pipeline: each stage measured, the pruned
+model saved as a directory the loaders open again, an interrupted distillation resumed with
+nothing lost, and bad flags refused with one line."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from compress.cli.main import main
+from compress.cli.model_pass_flags import parse_prune
+from compress.core.errors import ConfigError
+from compress.load.data import tokenize
+from compress.load.loaders import load_model
+from compress.load.text_corpus import calibration_texts
+from compress.passes.distill import DistillConfig
+from compress.passes.prune_channels import ChannelPruneConfig
+from compress.passes.prune_heads import HeadPruneConfig
+from compress.passes.prune_unstructured import MagnitudePruneConfig, SemiStructuredConfig
+from compress.pipeline.options import RunOptions
+from compress.pipeline.run import run
+from export.onnx.export import OnnxExportConfig
+from export.onnx.session import make_session, run_session
+
+FAST = ["--batch", "2", "--threads", "1", "--quiet", "--seq-len", "32"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory, minilm_path):
+    """A small BERT with MiniLM's tokenizer, random weights: real tokens, seconds per run."""
+    import transformers as t
+
+    path = tmp_path_factory.mktemp("tiny") / "bert"
+    torch.manual_seed(0)
+    t.BertModel(t.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                             intermediate_size=64, max_position_embeddings=64)).save_pretrained(path)
+    t.AutoTokenizer.from_pretrained(minilm_path).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def distill_text(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "distill.txt"
+    path.write_text("\n".join(calibration_texts()[:96]) + "\n")
+    return path
+
+
+def test_parse_prune_makes_one_config_per_kind():
+    assert parse_prune("heads=0.33,ffn=0.5") == [HeadPruneConfig(heads=0.33, ffn=0.5)]
+    assert parse_prune("ffn=0.5,importance=magnitude") == [HeadPruneConfig(ffn=0.5, importance="magnitude")]
+    assert parse_prune("channels=0.5") == [ChannelPruneConfig(ratio=0.5)]
+    assert parse_prune("2:4") == [SemiStructuredConfig(n=2, m=4)]
+    assert parse_prune("sparsity=0.6") == [MagnitudePruneConfig(sparsity=0.6)]
+
+
+@pytest.mark.parametrize("spec, message", [("heads=1.2", "outside [0, 1)"), ("heads=-0.1", "outside [0, 1)"),
+                                           ("legs=0.5", "not understood"), ("heads=half", "fraction"), ("2:x", "n:m")])
+def test_parse_prune_refuses_bad_spec_with_a_fix(spec, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(")", r"\)")):
+        parse_prune(spec)
+
+
+def test_cli_prune_distill_int8_reports_every_stage_and_saves_a_loadable_model(tiny_bert, distill_text, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [str(tiny_bert), "--prune", "heads=0.5,ffn=0.5", "--distill", str(distill_text),
+                                       "--distill-steps", "4", "--json", "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    names = [r["name"] for r in json.loads(result.stdout)["results"]]
+    assert names == ["pytorch-fp32", "pytorch-pruned", "pytorch-pruned-distilled", "onnx-fp32", "onnx-int8"]
+    assert not (tmp_path / "out.checkpoints").exists()  # a finished run leaves nothing to resume
+    saved = load_model(out / "model")
+    assert saved.hf_model.config.pruned_heads and saved.hf_model.config.intermediate_size == 32
+    # the saved directory is the model that was exported: same answers as model.onnx
+    batch = tokenize(saved, ["a short test sentence", "def f(): pass"], 16)
+    with_onnx = run_session(make_session(out / "model.onnx", 1, spin=False), batch)[0]
+    np.testing.assert_allclose(saved.forward_numpy(batch)[0], with_onnx, atol=1e-4)
+
+
+def test_cli_resume_without_distill_is_refused_with_one_line(tiny_bert, tmp_path):
+    result = CliRunner().invoke(main, [str(tiny_bert), "--resume", "--out", str(tmp_path / "o"), *FAST])
+    assert result.exit_code == 1 and result.stderr.startswith("error: --resume continues a distillation")
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_refuses_distill_on_the_eval_file(tiny_bert, distill_text, tmp_path):
+    result = CliRunner().invoke(main, [str(tiny_bert), "--prune", "ffn=0.5", "--distill", str(distill_text), "--eval", str(distill_text),
+                                       "--distill-steps", "2", "--out", str(tmp_path / "o"), *FAST])
+    assert result.exit_code == 1 and "same file" in result.stderr and not (tmp_path / "o").exists()
+
+
+def _run(model_path, out, distill_text, resume=False):
+    recipe = [HeadPruneConfig(heads=0.5, ffn=0.5, importance="magnitude"),
+              DistillConfig(max_steps=8, checkpoint_every=2, batch_size=8), OnnxExportConfig()]
+    options = RunOptions(out_dir=out, distill=distill_text, batch_sizes=(2,), seq_len=32, threads=1, min_seconds=0.01,
+                         eval_samples=8, resume=resume)
+    return run(load_model(model_path), recipe, options)
+
+
+def test_run_interrupted_in_distillation_resumes_to_the_same_weights(tiny_bert, distill_text, tmp_path):
+    _run(tiny_bert, tmp_path / "straight", distill_text)
+    calls = []
+
+    def ctrl_c_in_fifth_training_step(module, _args, _out):
+        if module.training and type(module).__name__ == "BertModel":
+            calls.append(1)
+            if len(calls) == 5:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    handle = torch.nn.modules.module.register_module_forward_hook(ctrl_c_in_fifth_training_step)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _run(tiny_bert, tmp_path / "resumed", distill_text)
+    finally:
+        handle.remove()
+    assert not (tmp_path / "resumed").exists()  # nothing half-written
+    assert (tmp_path / "resumed.checkpoints" / "step-000005").is_dir()  # the step in flight was finished and saved
+    result = _run(tiny_bert, tmp_path / "resumed", distill_text, resume=True)
+    stage = result.report["model_passes"]["stages"][1]
+    assert stage["resumed_from_step"] == 5 and stage["steps"] == 8
+    straight, resumed = (load_file(str(tmp_path / d / "model" / "model.safetensors")) for d in ("straight", "resumed"))
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
