@@ -16,6 +16,7 @@ import torch
 from compress.core.atomic import StagedDir
 from compress.core.errors import InputError
 from compress.core.model import Model
+from compress.load.transformer_blocks import find_blocks
 
 _WEIGHTS_AND_CONFIG = {"config.json", "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                        "pytorch_model.bin.index.json", "generation_config.json"}
@@ -27,8 +28,6 @@ def has_pruned_heads(config) -> bool:
 
 def remove_pruned_heads(hf_model: torch.nn.Module) -> None:
     """Cut a freshly built model down to the heads its config says were kept."""
-    from compress.load.transformer_blocks import find_blocks
-
     config = hf_model.config
     attention, _ = find_blocks(hf_model)
     pruned = {int(k): set(v) for k, v in config.pruned_heads.items()}

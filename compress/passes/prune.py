@@ -7,10 +7,8 @@ and return a report that goes into report.json and the manifest.
 
 from __future__ import annotations
 
-import numpy as np
-
 from compress.core.errors import InputError
-from compress.core.forward_loop import ForwardLoop
+from compress.core.forward_loop import Batch, ForwardLoop
 from compress.core.model import Model
 from compress.passes.prune_channels import ChannelPruneConfig, prune_channels_
 from compress.passes.prune_heads import HeadPruneConfig, prune_heads_
@@ -38,7 +36,7 @@ def prune_(model: Model, config, forward_loop: ForwardLoop | None = None) -> dic
 def _prune_channels(model: Model, config: ChannelPruneConfig, forward_loop: ForwardLoop | None) -> dict:
     if forward_loop is None:
         raise InputError("channel pruning traces the model on a real batch; give --calib FILE (or a forward_loop)")
-    batches: list[dict[str, np.ndarray]] = []
+    batches: list[Batch] = []
     forward_loop(batches.append)
 
     def channel_loop(run):
