@@ -121,9 +121,22 @@ def _output_dir_job(path: Path) -> Job:
         artifacts.append(Artifact(rel, file, artifact_kind(file), "ours", "int8" if "int8" in rel else "fp32", None, disabled))
     if (path / "model" / "config.json").is_file():  # pruned/distilled PyTorch model saved as a HF directory
         artifacts.append(Artifact("model/", path / "model", "torch", "ours"))
-    passes = any(is_model_pass(step) for step in manifest.get("recipe", []))
+    passes = _changed_by_model_passes(manifest, path)
     if len(artifacts) == 1:
         raise BenchError(f"{path} holds nothing measurable besides its manifest; re-run `compress` to rebuild it")
     eval_file = (manifest.get("data_files") or {}).get("evaluation")
     return Job(job_name(path), path, reference, artifacts, manifest.get("inputs"), manifest.get("task"), passes,
                Path(eval_file) if eval_file and Path(eval_file).is_file() else None)
+
+
+def _changed_by_model_passes(manifest: dict, path: Path) -> bool:
+    """Whether model passes changed the weights before export (then the directory's model.onnx is
+    not the original's). Recipes record each step's kind; older ones do not, and their report's
+    model_passes section says it instead."""
+    recipe = manifest.get("recipe", [])
+    if all("kind" in step for step in recipe):
+        return any(is_model_pass(step) for step in recipe)
+    try:
+        return "model_passes" in json.loads((path / "report.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False  # no report: written by quantize_, which runs no model pass

@@ -100,10 +100,7 @@ def handler_for(config: StepConfig) -> Handler | None:
 
 def is_model_pass(step: dict) -> bool:
     """Whether a recipe entry (as JSON) changes the PyTorch model's weights: pruning, distillation, SmoothQuant."""
-    if "kind" in step:
-        return step["kind"] == MODEL_PASS.name
-    cls = _CONFIGS.get(step.get("type", ""))
-    return cls is not None and cls.kind is MODEL_PASS
+    return step.get("kind") == MODEL_PASS.name
 
 
 def config_from_json(payload: dict[str, Any]) -> StepConfig:

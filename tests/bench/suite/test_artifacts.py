@@ -38,3 +38,20 @@ def test_discover_errors_when_the_recorded_original_is_gone(digits_run, tmp_path
 def test_discover_errors_on_a_directory_with_nothing_measurable(tmp_path):
     with pytest.raises(BenchError, match="nothing measurable"):
         discover(tmp_path)
+
+
+def test_discover_tells_a_model_pass_from_the_kind_a_recipe_records_or_an_older_manifests_report(digits_run, tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(digits_run.out_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    prune = {"type": "MagnitudePruneConfig", "version": 1, "kind": "model pass", "data": {"sparsity": 0.5, "scope": "global"}}
+    manifest["recipe"] = [prune, *manifest["recipe"]]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert discover(copy).model_passes
+    for step in manifest["recipe"]:  # as a manifest written before recipes recorded kinds
+        del step["kind"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    assert not discover(copy).model_passes  # its report has no model_passes section: no pass ran
+    report = json.loads((copy / "report.json").read_text())
+    (copy / "report.json").write_text(json.dumps({**report, "model_passes": {"stages": []}}))
+    assert discover(copy).model_passes
