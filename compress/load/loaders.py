@@ -6,6 +6,7 @@ Formats are told apart by content, not by extension: TorchScript, ``torch.export
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from compress.core.errors import InputError, UnsafeLoadError
 from compress.core.model import TASKS, Model
 from compress.core.spec import DTYPES, TensorSpec, random_inputs
 from compress.load.hf_dir import is_hf_dir, load_hf_dir
+from compress.load.no_code_unpickling import weights_only_loads
 
 FORMATS = ("hf", "torchscript", "pt2", "pickle", "onnx", "safetensors")
 
@@ -77,7 +79,7 @@ def load_model(
     elif fmt == "safetensors":
         raise _state_dict_error(path)
     elif fmt == "pt2":
-        model = _load_exported_program(path, input_specs, task)
+        model = _load_exported_program(path, input_specs, task, trust_pickle)
     elif fmt == "torchscript":
         model = Model(_load_torchscript(path), _require_specs(path, input_specs, "TorchScript"), task or "generic", path, fmt)
     else:
@@ -136,11 +138,18 @@ def _load_pickled_module(path: Path, trust_pickle: bool) -> torch.nn.Module:
     return obj.eval()
 
 
-def _load_exported_program(path: Path, input_specs, task: str | None) -> Model:
+def _load_exported_program(path: Path, input_specs, task: str | None, trust_pickle: bool = False) -> Model:
     if uses_compress_ops(path):
         import compress.ops.kernels  # noqa: F401  (the program calls torch.ops.compress.*; they must exist to load it)
     try:
-        program = torch.export.load(str(path))
+        with contextlib.nullcontext() if trust_pickle else weights_only_loads():
+            program = torch.export.load(str(path))
+    except pickle.UnpicklingError as exc:
+        if trust_pickle:
+            raise InputError(f"{path} is a corrupt torch.export archive: {_first_line(exc)}") from exc
+        raise UnsafeLoadError(
+            f"{path} holds a pickle that would run code when loaded (a member that is not plain tensors); if you trust "
+            "its source, pass --trust-pickle, or re-export it with torch.export.save from tensors only") from exc
     except Exception as exc:  # torch raises many types for damaged archives
         raise InputError(f"{path} is a corrupt torch.export archive: {str(exc).splitlines()[0]}") from exc
     specs = _specs_from_program(program)
