@@ -1,22 +1,52 @@
-"""Expected failures as one line and a non-zero exit, for every command; ``--debug`` shows the traceback."""
+"""Expected failures as one line and a non-zero exit, for every command; ``--debug`` shows the traceback.
+
+SIGTERM (a container stop, ``timeout``, a cancelled CI job) is turned into the same unwinding as
+Ctrl-C, so staged outputs are removed and a distillation saves its checkpoint either way.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 
 import click
 
 from compress.core.errors import CompressError
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: unwind as Ctrl-C does (every KeyboardInterrupt handler applies)."""
+
+
 def guarded(debug: bool, action) -> None:
     try:
-        action()
+        with _sigterm_unwinds():
+            action()
     except CompressError as exc:
         if debug:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted; no output was written (a distillation saved a checkpoint: run again with --resume)", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        signal_name = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        click.echo(f"{signal_name}; no output was written (a distillation in progress saved a checkpoint: run again with --resume)",
+                   err=True)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    if threading.current_thread() is not threading.main_thread():  # signal handlers belong to the main thread
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

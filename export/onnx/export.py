@@ -18,7 +18,7 @@ from typing import ClassVar
 import onnx
 import torch
 
-from compress.core.atomic import atomic_path
+from compress.core.atomic import atomic_path, full_or_read_only
 from compress.core.errors import ConfigError, ExportError
 from compress.core.model import Model
 from compress.core.registry import ONNX_EXPORT, StepConfig, StepKind, register_config
@@ -64,6 +64,9 @@ def export_onnx(model: Model, example: dict, out_path: Path, config: OnnxExportC
             except ExportError:
                 raise
             except Exception as exc:  # the exporters raise many unrelated types
+                disk = full_or_read_only(exc)
+                if disk is not None:
+                    raise OSError(disk.errno, disk.strerror) from None  # the destination's fault: atomic_path reports it
                 raise ExportError(_explain(exc)) from exc
         proto = onnx.load(str(tmp))
         rename_outputs(proto, model.output_names)
