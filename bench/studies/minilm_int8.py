@@ -24,7 +24,7 @@ from bench.measure.retention import retention
 from bench.reporting.table import add_speedups, artifact_row, format_table
 from compress.core.atomic import write_text_atomic
 from compress.core.versions import library_versions
-from compress.load.data import builtin_text
+from compress.load.data import builtin_text, latency_batches
 from compress.load.loaders import load_model
 from compress.ops.cpu_features import cpu_info
 from compress.pipeline.steps.onnx_int8 import quantize_fastest
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
 
     model = load_model(get_model_path())
     evaluation = builtin_text(model, "evaluation", args.eval_samples, 16, args.seq_len)
-    latency_inputs = {bs: builtin_text(model, "evaluation", 4 * bs, bs, args.seq_len).batches for bs in (1, 16)}
+    latency_inputs = latency_batches(model, (1, 16), args.seq_len)
     rows, reference = torch_peer_rows(model, evaluation.batches, latency_inputs, args.threads, args.min_seconds)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,7 +25,7 @@ from bench.studies.minilm_int8 import cpu_name, torch_peer_rows
 from compress.core.atomic import write_text_atomic
 from compress.core.progress import Progress
 from compress.core.versions import library_versions
-from compress.load.data import builtin_text
+from compress.load.data import builtin_text, latency_batches
 from compress.load.loaders import load_model
 from compress.pipeline.options import RunOptions
 from compress.pipeline.run import run
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
 
     model = load_model(get_model_path())
     evaluation = builtin_text(model, "evaluation", 256, 16, 128)
-    latency_inputs = {bs: builtin_text(model, "evaluation", 4 * bs, bs, 128).batches for bs in (1, 16)}
+    latency_inputs = latency_batches(model, (1, 16), 128)
     rows, reference = torch_peer_rows(model, evaluation.batches, latency_inputs, args.threads, args.min_seconds)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "minilm"

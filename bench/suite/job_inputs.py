@@ -6,7 +6,7 @@ from bench.suite.artifacts import Job
 from compress.core.errors import BenchError, InputError
 from compress.core.model import Model
 from compress.core.spec import TensorSpec
-from compress.load.data import Dataset, default_data, load_data_file
+from compress.load.data import Dataset, default_data, latency_batches, load_data_file
 
 
 def job_inputs(job: Job, options) -> tuple[Model, Dataset, dict[int, list[dict]]]:
@@ -20,7 +20,7 @@ def job_inputs(job: Job, options) -> tuple[Model, Dataset, dict[int, list[dict]]
             evaluation = default_data(model, "evaluation", options.samples, 16, options.seq_len)
     except InputError as exc:
         raise BenchError(f"{job.name}: {exc}") from None
-    latency = {bs: default_data(model, "evaluation", 4 * bs, bs, options.seq_len).batches[:4] for bs in options.batch_sizes}
+    latency = latency_batches(model, options.batch_sizes, options.seq_len)
     return model, evaluation, latency
 
 

@@ -72,6 +72,11 @@ def default_data(model: Model, purpose: str, samples: int, batch_size: int, seq_
     return synthetic(model, purpose, samples, batch_size, seq_len)
 
 
+def latency_batches(model: Model, batch_sizes, seq_len: int) -> dict[int, list[Batch]]:
+    """Four different held-out batches per batch size, so latency is not timed on one cached input."""
+    return {bs: default_data(model, "evaluation", 4 * bs, bs, seq_len).batches[:4] for bs in batch_sizes}
+
+
 def split_off(data: Dataset, samples: int) -> tuple[Dataset, Dataset]:
     """(the first ``samples`` samples, the rest), batch-aligned: a search validates on the first part
     of the user's evaluation file and the report scores the rest."""

@@ -19,9 +19,14 @@ def trial_p50(path: Path, inputs: dict[str, np.ndarray], threads: int | None, di
     """Median latency (ms) of one ONNX file on one batch: a short trial, not a benchmark."""
     session = make_session(path, threads, disabled_optimizers=disabled)
     try:
-        return round(measure(lambda x: run_session(session, x), [inputs], warmup=2, min_iters=5, min_seconds=1.0).p50_ms, 3)
+        return session_p50(session, inputs)
     finally:
         del session
+
+
+def session_p50(session, inputs: dict[str, np.ndarray]) -> float:
+    """The short trial on an open ONNX Runtime session (the search also scores on it)."""
+    return round(measure(lambda x: run_session(session, x), [inputs], warmup=2, min_iters=5, min_seconds=1.0).p50_ms, 3)
 
 
 def pick_fastest(variants: dict[str, tuple[Path, tuple[str, ...]]], inputs: dict[str, np.ndarray], threads: int | None,

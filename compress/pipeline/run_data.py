@@ -8,7 +8,7 @@ from pathlib import Path
 
 from compress.core.errors import InputError
 from compress.core.model import Model
-from compress.load.data import Dataset, default_data, load_data_file, split_off
+from compress.load.data import Dataset, default_data, latency_batches, load_data_file, split_off
 from compress.pipeline.options import RunOptions
 
 VALIDATION_SAMPLES = 64
@@ -28,7 +28,7 @@ class RunData:
         evaluation, validation = evaluation_data(model, options), None
         if with_validation:
             validation, evaluation = validation_split(model, evaluation, options.eval is not None, options.seq_len)
-        return cls(evaluation, validation, latency_inputs(model, options), model, options)
+        return cls(evaluation, validation, latency_batches(model, options.batch_sizes, options.seq_len), model, options)
 
     def calibration(self, samples: int) -> Dataset:
         """The first ``samples`` calibration samples: from --calib, else the built-in calibration source."""
@@ -53,11 +53,6 @@ def calibration_data(model: Model, options: RunOptions, samples: int) -> Dataset
     if options.calib is not None:
         return load_data_file(options.calib, model, batch_size=16, seq_len=options.seq_len, samples=samples)
     return default_data(model, "calibration", samples, 16, options.seq_len)
-
-
-def latency_inputs(model: Model, options: RunOptions) -> dict[int, list[dict]]:
-    """Four different batches per size, from held-out evaluation text when there is a tokenizer."""
-    return {bs: default_data(model, "evaluation", 4 * bs, bs, options.seq_len).batches[:4] for bs in options.batch_sizes}
 
 
 def validation_split(model: Model, evaluation: Dataset, user_eval: bool, seq_len: int) -> tuple[Dataset, Dataset]:

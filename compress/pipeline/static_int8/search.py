@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.measure.latency import measure
 from bench.measure.retention import cosine_retention, relative_error, top1_agreement
 from compress.core.errors import CompressError
+from compress.pipeline.fastest_variant import session_p50
 from compress.pipeline.static_int8.builder import StaticInt8Builder
 from compress.pipeline.static_int8.config import Int8SearchConfig, Int8StaticConfig
 from export.onnx.session import make_session, run_session
@@ -58,15 +58,14 @@ class Evaluator:
         self.reference_score = float(self.metric(self.reference, self.reference, self.labels))
 
     def __call__(self, path: Path, disabled_optimizers=()) -> tuple[float, float]:
-
         session = make_session(path, self.threads, disabled_optimizers=disabled_optimizers)
         try:
             outputs = np.concatenate([run_session(session, b)[0] for b in self.batches])
             drop = self.reference_score - float(self.metric(self.reference, outputs, self.labels))
-            p50 = measure(lambda x: run_session(session, x), [self.timing_batch], warmup=2, min_iters=5, min_seconds=1.0).p50_ms
+            p50 = session_p50(session, self.timing_batch)
         finally:
             del session
-        return round(drop, 6), round(p50, 3)
+        return round(drop, 6), p50
 
 
 @dataclass
