@@ -16,7 +16,7 @@ import numpy as np
 from compress.core.errors import InputError
 from compress.core.forward_loop import Batch
 from compress.core.model import Model
-from compress.core.spec import DTYPES, random_inputs
+from compress.core.spec import random_inputs
 from compress.load.text_corpus import calibration_texts, evaluation_texts
 
 
@@ -78,15 +78,26 @@ def latency_batches(model: Model, batch_sizes, seq_len: int) -> dict[int, list[B
 
 
 def split_off(data: Dataset, samples: int) -> tuple[Dataset, Dataset]:
-    """(the first ``samples`` samples, the rest), batch-aligned: a search validates on the first part
-    of the user's evaluation file and the report scores the rest."""
-    head, seen = [], 0
-    while seen < samples and len(head) < len(data.batches) - 1:
-        head.append(data.batches[len(head)])
-        seen += len(next(iter(head[-1].values())))
+    """(the first ``samples`` samples, the rest): a search validates on the first part of the user's
+    evaluation file and the report scores the rest. A batch is cut where the split falls, so a file
+    that fits in one batch still splits; both parts keep at least one sample."""
+    total = data.num_samples
+    if total < 2:
+        raise InputError(f"{data.source}: the search needs held-out samples to validate on and others to score; "
+                         "give --eval at least 8 records")
+    samples = min(max(samples, 1), total - 1)
+    head, tail, seen = [], [], 0
+    for batch in data.batches:
+        n = len(next(iter(batch.values())))
+        take = min(n, samples - seen)
+        if take > 0:
+            head.append({k: v[:take] for k, v in batch.items()})
+        if take < n:
+            tail.append({k: v[max(take, 0):] for k, v in batch.items()})
+        seen += max(take, 0)
     labels = data.labels
-    first = Dataset(head, labels[:seen] if labels is not None else None, f"{data.source}, first {seen} for validation")
-    rest = Dataset(data.batches[len(head):], labels[seen:] if labels is not None else None, f"{data.source}, after the first {seen}")
+    first = Dataset(head, labels[:samples] if labels is not None else None, f"{data.source}, first {samples} for validation")
+    rest = Dataset(tail, labels[samples:] if labels is not None else None, f"{data.source}, after the first {samples}")
     return first, rest
 
 
@@ -142,9 +153,7 @@ def _read_npz(path: Path, model: Model):
     count = len(arrays[names[0]])
     if labels is not None and len(labels) != count:
         raise InputError(f"data file {path} holds {len(labels)} labels for {count} records; give one label per record")
-    records = [{n: arrays[n][i] for n in names} for i in range(count)]
-    for i, record in enumerate(records):
-        _check_record(path, i, record, model)
+    records = [_checked_record(path, i, {n: arrays[n][i] for n in names}, model) for i in range(count)]
     return records, labels
 
 
@@ -176,15 +185,15 @@ def _read_jsonl(path: Path, model: Model):
                     raise InputError(f"data file {path} line {lineno}: an input is not a rectangular array of numbers ({exc})") from exc
                 if any(not np.issubdtype(v.dtype, np.number) and v.dtype != bool for v in record.values()):
                     raise InputError(f"data file {path} line {lineno}: input values must be numbers")
-                _check_record(path, lineno, record, model)
-                spec_dtypes = {s.name: str(DTYPES[s.dtype]).replace("torch.", "") for s in model.inputs}
-                records.append({n: v.astype(spec_dtypes[n]) for n, v in record.items()})
+                records.append(_checked_record(path, lineno, record, model))
     if labels and len(labels) != len(records):
         raise InputError(f"data file {path}: {len(labels)} records have a label and {len(records)} do not all; label every record or none")
     return records, (np.asarray(labels) if labels else None)
 
 
-def _check_record(path: Path, index: int, record: Batch, model: Model) -> None:
+def _checked_record(path: Path, index: int, record: Batch, model: Model) -> Batch:
+    """The record checked against the input spec (shape, float or integer, finite) and cast to the
+    spec's dtype: float64 data for a float32 model, int32 ids for an int64 input."""
     for spec in model.inputs:
         value = record[spec.name]
         want = spec.shape[1:]
@@ -194,3 +203,7 @@ def _check_record(path: Path, index: int, record: Batch, model: Model) -> None:
             raise InputError(f"data file {path} record {index}: input {spec.name} is {value.dtype}, the model expects {spec.dtype}")
         if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
             raise InputError(f"data file {path} record {index}: input {spec.name} holds NaN or Inf; clean the data")
+    return {s.name: np.asarray(record[s.name]).astype(_NUMPY_DTYPES.get(s.dtype, s.dtype), copy=False) for s in model.inputs}
+
+
+_NUMPY_DTYPES = {"bfloat16": "float32"}  # numpy has no bfloat16: the cast to the model's dtype happens in torch
