@@ -7,10 +7,12 @@ a tokenizer) and from ``--input NAME:SHAPE:DTYPE`` otherwise.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 import numpy as np
+import psutil
 import torch
 
 from compress.core.errors import InputError
@@ -86,6 +88,7 @@ def make_static(spec: TensorSpec, sizes: dict[str, int]) -> TensorSpec:
 
 def random_inputs(specs: tuple[TensorSpec, ...], sizes: dict[str, int], seed: int) -> dict[str, np.ndarray]:
     """Synthetic inputs that follow the spec, for models that come with no data of their own."""
+    check_fits_in_memory(specs, sizes)
     rng = np.random.default_rng(seed)
     out = {}
     for s in specs:
@@ -97,6 +100,17 @@ def random_inputs(specs: tuple[TensorSpec, ...], sizes: dict[str, int], seed: in
         else:
             out[s.name] = rng.integers(0, 2, size=shape).astype(np.int64 if s.dtype == "int64" else np.int32)
     return out
+
+
+def check_fits_in_memory(specs: tuple[TensorSpec, ...], sizes: dict[str, int]) -> None:
+    """Refuse, with the figure, inputs that could not be held in memory (float64 while generated:
+    numpy draws normals in double precision), instead of a MemoryError after asking for them."""
+    need = sum(math.prod(s.concrete_shape(sizes)) * 8 for s in specs)
+    have = psutil.virtual_memory().available
+    if need > have // 2:
+        shapes = ", ".join(f"{s.name}:{'x'.join(map(str, s.concrete_shape(sizes)))}" for s in specs)
+        raise InputError(f"inputs of {shapes} need {need / 2**30:.1f} GiB, more than half of the {have / 2**30:.1f} GiB "
+                         "free here; give smaller --input sizes or a smaller --batch")
 
 
 def to_torch(arrays: dict[str, np.ndarray], specs: tuple[TensorSpec, ...]) -> dict[str, torch.Tensor]:

@@ -43,3 +43,11 @@ def test_keep_float_with_an_eval_file_of_one_batch_runs(digits_files, digits_dat
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert "first 3 for validation" in report["data"]["validation"] and report["int8"]["sensitivity"]
+
+
+def test_inputs_too_large_for_memory_are_refused_with_the_figure(digits_files, tmp_path):
+    from tests.compress.cli.test_compress_command import assert_one_line_error
+
+    result = invoke([digits_files["torchscript"], "--input", "x:1x1x100000x100000:float32", "--out", tmp_path / "out", *FAST])
+    assert_one_line_error(result, "x:2x1x100000x100000", "GiB", "smaller --input")
+    assert not (tmp_path / "out").exists()
