@@ -7,20 +7,24 @@ from pathlib import Path
 import click
 
 from compress.cli.guard import guarded
+from compress.core.errors import InputError
 
 
 @click.command("pack")
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out", required=True, type=click.Path(path_type=Path), help="The bundle to write, e.g. model.tar.")
-@click.option("--force", is_flag=True, help="Replace an existing bundle.")
+@click.option("--force", is_flag=True, help="Replace an existing bundle that compress packed.")
+@click.option("--force-any", is_flag=True, help="With --force: replace the -o file even if it is not a compress bundle.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def pack_command(directory, out, force, debug):
+def pack_command(directory, out, force, force_any, debug):
     """Pack DIRECTORY (a `compress` output: ONNX models, engines, report) into a bundle with a manifest."""
 
     def go():
         from export.bundle.pack import pack
 
-        manifest = pack(directory, out, force)
+        if force_any and not force:
+            raise InputError("--force-any only widens --force; pass --force --force-any to replace a file that is not a bundle")
+        manifest = pack(directory, out, force, force_any)
         files = manifest["files"]
         engines = [n for n, e in files.items() if e["kind"] == "engine"]
         click.echo(f"wrote {out}: {len(files)} files ({', '.join(sorted(files))}), "

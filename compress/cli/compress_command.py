@@ -23,7 +23,8 @@ def common_options(fn):
     options = [
         click.option("--int8/--no-int8", default=True, show_default=True, help="Quantize to INT8 (integer ops for ONNX Runtime on CPU)."),
         click.option("--out", "out", type=click.Path(path_type=Path), help="Output directory [default: MODEL.compressed next to the model]."),
-        click.option("--force", is_flag=True, help="Replace the output directory if it exists."),
+        click.option("--force", is_flag=True, help="Replace the output directory if compress wrote it (it holds compress's manifest.json)."),
+        click.option("--force-any", is_flag=True, help="With --force: replace the output directory even if compress did not write it, deleting everything in it."),
         click.option("--calib", type=click.Path(path_type=Path), help="Calibration data: text lines, .npz or .jsonl."),
         click.option("--eval", "eval_file", type=click.Path(path_type=Path), help="Held-out evaluation data (optionally with labels): text, .npz or .jsonl."),
         click.option("--int8-mode", type=click.Choice(["auto", "dynamic", "static"]), default="auto", show_default=True, help="Activation quantization; auto: static for CNNs, dynamic for transformers."),
@@ -91,6 +92,8 @@ def compress_model(ctx: click.Context, model_path: Path, inputs, static_shapes: 
     from compress.pipeline.plan import plan_recipe
     from compress.pipeline.run import run
 
+    if common["force_any"] and not common["force"]:
+        raise InputError("--force-any only widens --force; pass --force --force-any to replace a directory compress did not write")
     recorded = _read_recipe(ctx, common) if common["recipe"] else None
     if recorded is not None and not _given(ctx, "task"):
         task = recorded.task  # what an earlier run's manifest recorded, where no flag says otherwise
@@ -115,7 +118,7 @@ def compress_model(ctx: click.Context, model_path: Path, inputs, static_shapes: 
         return
     settings, files = (recorded.settings, recorded.data_files) if recorded is not None else ({}, {})
     options = RunOptions(
-        out_dir=common["out"] or default_output_dir(model_path), force=common["force"],
+        out_dir=common["out"] or default_output_dir(model_path), force=common["force"], force_any=common["force_any"],
         calib=_flag_or(ctx, "calib", common["calib"], files.get("calibration"), Path),
         eval=_flag_or(ctx, "eval_file", common["eval_file"], files.get("evaluation"), Path),
         batch_sizes=_flag_or(ctx, "batch_sizes", batch_sizes, settings.get("batch_sizes"), tuple),

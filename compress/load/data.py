@@ -17,6 +17,7 @@ from compress.core.errors import InputError
 from compress.core.forward_loop import Batch
 from compress.core.model import Model
 from compress.core.spec import random_inputs
+from compress.load.batch_memory import check_batches_fit
 from compress.load.text_corpus import calibration_texts, evaluation_texts
 
 
@@ -73,8 +74,14 @@ def default_data(model: Model, purpose: str, samples: int, batch_size: int, seq_
 
 
 def latency_batches(model: Model, batch_sizes, seq_len: int) -> dict[int, list[Batch]]:
-    """Four different held-out batches per batch size, so latency is not timed on one cached input."""
-    return {bs: default_data(model, "evaluation", 4 * bs, bs, seq_len).batches[:4] for bs in batch_sizes}
+    """Four different held-out batches of exactly each batch size, so latency is not timed on one
+    cached input, nor a "batch 1000" on the few hundred texts the built-in source has left."""
+    check_batches_fit(model, batch_sizes, seq_len)
+    if model.tokenizer is None:
+        return {bs: synthetic(model, "evaluation", 4 * bs, bs, seq_len).batches for bs in batch_sizes}
+    texts = evaluation_texts()
+    return {bs: [tokenize(model, [texts[(b * bs + i) % len(texts)] for i in range(bs)], seq_len) for b in range(4)]
+            for bs in batch_sizes}
 
 
 def split_off(data: Dataset, samples: int) -> tuple[Dataset, Dataset]:
@@ -150,6 +157,10 @@ def _read_npz(path: Path, model: Model):
     missing = [n for n in names if n not in arrays]
     if missing:
         raise InputError(f"data file {path} lacks arrays for inputs {missing}; its keys are {sorted(arrays)}, the model's inputs {names}")
+    unused = sorted(set(arrays) - set(names))
+    if unused:  # labels under another name would otherwise give a report without accuracy, silently
+        raise InputError(f"data file {path} holds arrays {unused} that are neither inputs of the model {names} nor 'labels'; "
+                         "save labels as 'labels' and leave other arrays out")
     count = len(arrays[names[0]])
     if labels is not None and len(labels) != count:
         raise InputError(f"data file {path} holds {len(labels)} labels for {count} records; give one label per record")
@@ -186,6 +197,10 @@ def _read_jsonl(path: Path, model: Model):
                 if any(not np.issubdtype(v.dtype, np.number) and v.dtype != bool for v in record.values()):
                     raise InputError(f"data file {path} line {lineno}: input values must be numbers")
                 records.append(_checked_record(path, lineno, record, model))
+            unused = sorted(set(obj) - {"text", *model.input_names})
+            if unused:
+                raise InputError(f"data file {path} line {lineno} has fields {unused} that are neither \"text\", inputs of the model "
+                                 f"{model.input_names} nor \"label\"; name the label field \"label\" and leave other fields out")
     if labels and len(labels) != len(records):
         raise InputError(f"data file {path}: {len(labels)} records have a label and {len(records)} do not all; label every record or none")
     return records, (np.asarray(labels) if labels else None)

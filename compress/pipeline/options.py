@@ -16,7 +16,8 @@ class RunOptions:
     """How to run and measure; the recipe says what to do to the model."""
 
     out_dir: Path
-    force: bool = False
+    force: bool = False  # replace an existing output that compress wrote (or an empty directory)
+    force_any: bool = False  # with force: replace any existing directory, also one compress did not write
     calib: Path | None = None
     eval: Path | None = None
     batch_sizes: tuple[int, ...] = (1, 16)

@@ -21,7 +21,7 @@ from export.bundle.manifest import write_manifest
 
 
 def quantize_(model, config, forward_loop: ForwardLoop | None = None, out_dir: Path | None = None, *, force: bool = False,
-              threads: int | None = None):
+              force_any: bool = False, threads: int | None = None):
     """INT8 in one call.
 
     ``Int8DynamicConfig(backend="kernels")``: every Linear of ``model`` (an ``nn.Module`` or a
@@ -39,14 +39,14 @@ def quantize_(model, config, forward_loop: ForwardLoop | None = None, out_dir: P
         raise ConfigError(f"quantize_ takes Int8DynamicConfig or Int8StaticConfig, not {type(config).__name__}")
     if forward_loop is None or out_dir is None:
         raise ConfigError("static INT8 needs calibration data and an output directory: quantize_(model, config, forward_loop, out_dir)")
-    return _quantize_static(model, config, forward_loop, out_dir, force=force, threads=threads)
+    return _quantize_static(model, config, forward_loop, out_dir, force=force, force_any=force_any, threads=threads)
 
 
 def _quantize_static(model: Model, config: Int8StaticConfig, forward_loop: ForwardLoop, out_dir: Path, *, force: bool,
-                     threads: int | None) -> dict:
+                     force_any: bool, threads: int | None) -> dict:
     if config.keep_float_count:
         raise QuantizationError("quantize_ takes explicit keep_float layers; keep_float_count needs the search (compress MODEL --max-drop)")
-    check_output_dir(Path(out_dir), model.source, force)
+    check_output_dir(Path(out_dir), model.source, force, force_any)
     example = _first_batch(forward_loop)
     with StagedDir(Path(out_dir)) as stage:
         builder = StaticInt8Builder(model, forward_loop, example, stage / "work", threads, in_place=True)

@@ -35,7 +35,7 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
     progress = progress or Progress(quiet=True)
     recipe = list(recipe)
     planned = plan_recipe(recipe, model)  # refuses, before any work, a recipe it cannot run as written
-    check_output_dir(options.out_dir, model.source, options.force)
+    check_output_dir(options.out_dir, model.source, options.force, options.force_any)
     report = report_header(model, recipe, options)
     with StagedDir(options.out_dir) as stage:
         with progress.step("Preparing evaluation data"):

@@ -7,10 +7,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from compress.core.output_dir import MANIFEST_NAME, MANIFEST_SCHEMA
 from compress.core.versions import library_versions
 
-MANIFEST_NAME = "manifest.json"
-MANIFEST_SCHEMA = "compress.manifest/1"
+__all__ = ["MANIFEST_NAME", "MANIFEST_SCHEMA", "file_entries", "sha256_file", "write_manifest"]
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

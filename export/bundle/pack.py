@@ -18,7 +18,7 @@ from pathlib import Path
 from compress.core.atomic import atomic_path
 from compress.core.errors import InputError, OutputError
 from compress.core.versions import library_versions
-from export.bundle.manifest import MANIFEST_NAME, sha256_file
+from export.bundle.manifest import MANIFEST_NAME, MANIFEST_SCHEMA, sha256_file
 
 BUNDLE_SCHEMA = "compress.bundle/1"
 ENGINE_SUFFIXES = (".plan", ".engine")
@@ -26,12 +26,18 @@ SHIPPED_SUFFIXES = (".onnx", ".data", *ENGINE_SUFFIXES)  # .data: ONNX external 
 REPORT_NAME = "report.json"
 
 
-def pack(directory: Path, out: Path, force: bool = False) -> dict:
-    """Write ``out`` from ``directory``; returns the bundle manifest."""
+def pack(directory: Path, out: Path, force: bool = False, force_any: bool = False) -> dict:
+    """Write ``out`` from ``directory``; returns the bundle manifest. An existing ``out`` is
+    replaced with ``force`` only when it is a compress bundle, with ``force_any`` whatever it is."""
     directory, out = Path(directory), Path(out)
     source = _read_source_manifest(directory)
     if out.exists() and not force:
         raise OutputError(f"{out} already exists; pass --force to replace it or choose another -o")
+    if out.is_dir():
+        raise OutputError(f"{out} is a directory; give -o a file name such as model.tar")
+    if out.exists() and not force_any and not is_bundle(out):
+        raise OutputError(f"{out} is not a compress bundle, so --force will not replace it; choose another -o, "
+                          "or add --force-any to replace it")
     if out.resolve().is_relative_to(directory.resolve()):
         raise OutputError(f"{out} is inside {directory}; write the bundle outside the directory it packs")
     files = _shipped_files(directory, source)
@@ -42,6 +48,19 @@ def pack(directory: Path, out: Path, force: bool = False) -> dict:
             with (directory / rel).open("rb") as fh:
                 tar.addfile(_member(rel, (directory / rel).stat().st_size), fh)
     return manifest
+
+
+def is_bundle(path: Path) -> bool:
+    """Whether ``path`` is a tar whose manifest.json says ``compress.bundle/...`` (read as JSON, nothing unpacked)."""
+    try:
+        with tarfile.open(path, "r:") as tar:
+            member = tar.getmember(MANIFEST_NAME)
+            if not member.isfile() or member.size > 64 << 20:
+                return False
+            manifest = json.loads(tar.extractfile(member).read())
+    except (OSError, KeyError, ValueError, tarfile.TarError):
+        return False
+    return isinstance(manifest, dict) and str(manifest.get("schema", "")).startswith("compress.bundle/")
 
 
 def bundle_manifest(directory: Path, source: dict, files: list[str]) -> dict:
@@ -66,7 +85,7 @@ def _read_source_manifest(directory: Path) -> dict:
     if not (directory / MANIFEST_NAME).is_file():
         raise InputError(f"{directory} has no {MANIFEST_NAME}; pack a directory written by `compress MODEL ...`")
     source = _read_json(directory / MANIFEST_NAME)
-    if source.get("schema") != "compress.manifest/1":
+    if source.get("schema") != MANIFEST_SCHEMA:
         raise InputError(f"{directory}/{MANIFEST_NAME} is not a compress output manifest (schema {source.get('schema')!r})")
     for rel, entry in source.get("files", {}).items():  # pack only what compress wrote, unchanged since
         path = directory / rel

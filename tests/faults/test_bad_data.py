@@ -51,3 +51,11 @@ def test_inputs_too_large_for_memory_are_refused_with_the_figure(digits_files, t
     result = invoke([digits_files["torchscript"], "--input", "x:1x1x100000x100000:float32", "--out", tmp_path / "out", *FAST])
     assert_one_line_error(result, "x:2x1x100000x100000", "GiB", "smaller --input")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_tokenizing(minilm_path, tmp_path):
+    from tests.compress.cli.test_compress_command import assert_one_line_error
+
+    result = invoke([minilm_path, "--no-int8", "--batch", "1,100000", "--out", tmp_path / "out", "--threads", "1", "--quiet"])
+    assert_one_line_error(result, "--batch 100000", "GiB", "largest activation", "smaller --batch")
+    assert not (tmp_path / "out").exists()

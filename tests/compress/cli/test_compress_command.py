@@ -140,6 +140,7 @@ def test_cli_full_run_replaces_existing_output_with_force(digits_files, digits_d
     out = workdir / "out"
     out.mkdir()
     (out / "stale.txt").write_text("from an earlier run")
+    (out / "manifest.json").write_text(json.dumps({"schema": "compress.manifest/1"}))  # an earlier compress output
     result = invoke([digits_files["torchscript"], "--input", DIGITS_SPEC, "--out", out, "--force",
                      "--eval", digits_files["eval"], "--calib", digits_files["calib"], *FAST])
     assert result.exit_code == 0, (result.output, result.exception)

@@ -237,3 +237,34 @@ def test_default_data_uses_builtin_text_when_model_has_tokenizer(minilm_model):
     assert data.num_samples == 5
     assert data.batches[0]["input_ids"].shape == (2, 16)
     assert "pydoc_data" in data.source
+
+
+def test_load_data_file_refuses_npz_labels_under_another_name(tmp_path, digits_ts_model, digits_data):
+    path = tmp_path / "d.npz"
+    np.savez(path, x=digits_data["x_test"][:8], y=digits_data["y_test"][:8])
+    with pytest.raises(InputError, match=r"\['y'\].*save labels as 'labels'"):
+        load_data_file(path, digits_ts_model, batch_size=4, seq_len=8)
+
+
+def test_load_data_file_refuses_jsonl_label_under_another_name(tmp_path, minilm_model):
+    path = tmp_path / "d.jsonl"
+    path.write_text(json.dumps({"text": "a sentence", "y": 1}) + "\n")
+    with pytest.raises(InputError, match=r"line 1 has fields \['y'\].*\"label\""):
+        load_data_file(path, minilm_model, batch_size=4, seq_len=8)
+
+
+def test_latency_batches_are_exactly_the_batch_size_beyond_the_builtin_texts(minilm_model):
+    from compress.load.data import latency_batches
+    from compress.load.text_corpus import evaluation_texts
+
+    size = len(evaluation_texts()) // 2 + 1  # four batches need twice the texts there are
+    batches = latency_batches(minilm_model, (1, size), seq_len=8)
+    assert [len(b["input_ids"]) for b in batches[size]] == [size] * 4 and [len(b["input_ids"]) for b in batches[1]] == [1] * 4
+    assert len({b["input_ids"].tobytes() for b in batches[1]}) == 4  # four different inputs, not one cached
+
+
+def test_latency_batches_of_a_model_without_tokenizer_are_exact(digits_ts_model):
+    from compress.load.data import latency_batches
+
+    batches = latency_batches(digits_ts_model, (3,), seq_len=8)
+    assert [len(b["x"]) for b in batches[3]] == [3] * 4

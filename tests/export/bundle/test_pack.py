@@ -48,8 +48,14 @@ def test_pack_refuses_to_replace_a_bundle_without_force(digits_run, tmp_path):
     with pytest.raises(OutputError, match="already exists; pass --force"):
         pack(digits_run.out_dir, out)
     assert out.read_bytes() == b"precious"
-    pack(digits_run.out_dir, out, force=True)
+    with pytest.raises(OutputError, match="not a compress bundle.*--force-any"):
+        pack(digits_run.out_dir, out, force=True)  # a file compress did not write is not replaced by --force alone
+    assert out.read_bytes() == b"precious"
+    pack(digits_run.out_dir, out, force=True, force_any=True)
     assert out.read_bytes() != b"precious" and not list(tmp_path.glob(".b.tar.partial-*"))
+    first = out.read_bytes()
+    pack(digits_run.out_dir, out, force=True)  # a bundle is replaced by --force
+    assert out.read_bytes() == first and not list(tmp_path.glob(".b.tar.partial-*"))
 
 
 def test_pack_refuses_a_directory_changed_after_compress_wrote_it(digits_run, tmp_path):
