@@ -92,6 +92,7 @@ def compress_model(ctx: click.Context, model_path: Path, inputs, static_shapes: 
     from compress.pipeline.plan import plan_recipe
     from compress.pipeline.run import run
 
+    _refuse_int8_flags_without_int8(ctx, common)
     if common["force_any"] and not common["force"]:
         raise InputError("--force-any only widens --force; pass --force --force-any to replace a directory compress did not write")
     recorded = _read_recipe(ctx, common) if common["recipe"] else None
@@ -111,6 +112,9 @@ def compress_model(ctx: click.Context, model_path: Path, inputs, static_shapes: 
             if model.inputs[0].shape and isinstance(model.inputs[0].shape[0], int):
                 batch_sizes = (model.inputs[0].shape[0],)  # a static model runs only at its own batch size
         progress.say(f"  format: {model.format}, task: {model.task}, inputs: {' '.join(str(s) for s in model.inputs)}")
+        for spec in model.inputs:
+            if spec.dtype_assumed:
+                progress.warn(f"--input {spec.name} gives no dtype, so float32 is assumed; write it as {spec} to say so")
     recipe = recorded.steps if recorded is not None else recipe_from_flags(common, model, static_shapes)
     if common["print_recipe"]:
         plan_recipe(recipe, model)  # only a recipe that can run is printed
@@ -148,6 +152,21 @@ def _read_recipe(ctx: click.Context, common: dict):
     if given:
         raise InputError(f"--recipe gives the steps, so {', '.join(given)} cannot also be given; drop them or drop --recipe")
     return read_recipe_file(common["recipe"])
+
+
+INT8_FLAGS = ("int8_mode", "int8_backend", "target", "shapes", "calib_method", "percentile", "smoothquant", "keep_float",
+              "max_drop", "search_budget")
+
+
+def _refuse_int8_flags_without_int8(ctx: click.Context, common: dict) -> None:
+    """``--no-int8 --int8-mode static`` would otherwise drop the second flag without a word."""
+    if common["int8"]:
+        return
+    names = {p.name: "/".join(p.opts) for p in ctx.command.params}
+    given = [names[flag] for flag in INT8_FLAGS if _given(ctx, flag)]
+    if given:
+        raise InputError(f"{', '.join(given)} configure{'s' if len(given) == 1 else ''} INT8, which --no-int8 turns off; "
+                         "drop --no-int8 or drop them")
 
 
 def _given(ctx: click.Context, name: str) -> bool:

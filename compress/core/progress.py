@@ -1,4 +1,5 @@
-"""Progress lines on stderr: one per step with its duration; silent with --quiet."""
+"""Progress lines on stderr: one per step with its duration, silent with --quiet; warnings always,
+and kept for the report."""
 
 from __future__ import annotations
 
@@ -12,10 +13,16 @@ class Progress:
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self.timings: dict[str, float] = {}
+        self.warnings: list[str] = []
 
     def say(self, text: str) -> None:
         if not self.quiet:
             print(text, file=self.stream, flush=True)
+
+    def warn(self, text: str) -> None:
+        """Something the user asked for was not done as asked: printed even with --quiet."""
+        self.warnings.append(text)
+        print(f"warning: {text}", file=self.stream, flush=True)
 
     @contextlib.contextmanager
     def step(self, title: str):

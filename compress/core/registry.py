@@ -64,6 +64,10 @@ class StepConfig:
         """Artifact name -> the file this step writes into the output directory (None: in memory)."""
         return {name: None for name in self.kind.produces}
 
+    def uses_calibration(self) -> bool:
+        """Whether the step may read calibration data (a run given --calib that no step reads refuses it)."""
+        return False
+
     def to_json(self) -> dict[str, Any]:
         return {"type": type(self).__name__, "version": self.version, "kind": self.kind.name, "data": dataclasses.asdict(self)}
 

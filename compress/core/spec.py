@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import psutil
@@ -37,6 +37,7 @@ class TensorSpec:
     name: str
     shape: tuple[Dim, ...]
     dtype: str = "float32"
+    dtype_assumed: bool = field(default=False, compare=False)  # --input gave none: float32 by default, and said so
 
     def __post_init__(self):
         if self.dtype not in DTYPES:
@@ -69,6 +70,7 @@ def parse_input_spec(text: str, dynamic_batch: bool = True) -> TensorSpec:
         raise InputError(f"--input {text!r} is not NAME:SHAPE:DTYPE; write it like x:1x3x224x224:float32")
     name, shape_text = parts[0], parts[1]
     dtype = _ALIASES.get(parts[2], parts[2]) if len(parts) == 3 else "float32"
+    assumed = len(parts) == 2
     dims: list[Dim] = []
     for token in shape_text.lower().split("x"):
         if re.fullmatch(r"[0-9]+", token) and int(token) > 0:
@@ -79,7 +81,22 @@ def parse_input_spec(text: str, dynamic_batch: bool = True) -> TensorSpec:
             raise InputError(f"--input {text!r}: shape {shape_text!r} must be positive sizes or axis names joined by 'x', like 1x3x224x224")
     if dynamic_batch and dims and isinstance(dims[0], int):
         dims[0] = "batch"
-    return TensorSpec(name, tuple(dims), dtype)
+    return TensorSpec(name, tuple(dims), dtype, dtype_assumed=assumed)
+
+
+def check_against_file(given: tuple[TensorSpec, ...], recorded: tuple[TensorSpec, ...], path) -> None:
+    """``--input`` for a file that records its own inputs: each must name one of them and agree with
+    its dtype and fixed sizes, instead of being ignored while the file's spec is used."""
+    by_name = {s.name: s for s in recorded}
+    unknown = [s.name for s in given if s.name not in by_name]
+    if unknown:
+        raise InputError(f"--input names {unknown} are not inputs of {path}; its inputs are {[str(s) for s in recorded]}; drop --input")
+    for spec in given:
+        want = by_name[spec.name]
+        fixed_differ = len(spec.shape) != len(want.shape) or any(
+            isinstance(w, int) and isinstance(g, int) and w != g for w, g in zip(want.shape, spec.shape))
+        if fixed_differ or (spec.dtype != want.dtype and not spec.dtype_assumed):
+            raise InputError(f"--input {spec} disagrees with {path}, which records {want}; drop --input (the file's spec is used)")
 
 
 def make_static(spec: TensorSpec, sizes: dict[str, int]) -> TensorSpec:

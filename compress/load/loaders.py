@@ -17,7 +17,7 @@ import torch
 
 from compress.core.errors import InputError, UnsafeLoadError
 from compress.core.model import TASKS, Model
-from compress.core.spec import DTYPES, TensorSpec, random_inputs
+from compress.core.spec import DTYPES, TensorSpec, check_against_file, random_inputs
 from compress.load.hf_dir import is_hf_dir, load_hf_dir
 from compress.load.no_code_unpickling import weights_only_loads
 
@@ -153,8 +153,8 @@ def _load_exported_program(path: Path, input_specs, task: str | None, trust_pick
     except Exception as exc:  # torch raises many types for damaged archives
         raise InputError(f"{path} is a corrupt torch.export archive: {str(exc).splitlines()[0]}") from exc
     specs = _specs_from_program(program)
-    if input_specs and [s.name for s in input_specs] != [s.name for s in specs]:
-        raise InputError(f"--input names {[s.name for s in input_specs]} do not match the inputs recorded in {path}: {[str(s) for s in specs]}; drop --input")
+    if input_specs:
+        check_against_file(input_specs, specs, path)
     model = Model(program.module(), specs, task or "generic", path, "pt2")
     model.notes.append("input spec read from the .pt2 file")
     return model

@@ -9,7 +9,7 @@ import onnx
 
 from compress.core.errors import InputError
 from compress.core.model import Model
-from compress.core.spec import TensorSpec
+from compress.core.spec import TensorSpec, check_against_file
 
 _ONNX_DTYPES = {
     onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.FLOAT16: "float16", onnx.TensorProto.BFLOAT16: "bfloat16",
@@ -44,10 +44,7 @@ def load_onnx_model(path: Path, task: str, input_specs: tuple[TensorSpec, ...] |
         raise InputError(f"{path} is not a valid ONNX model ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); re-export or re-copy it") from exc
     specs = graph_input_specs(proto)
     if input_specs:
-        by_name = {s.name: s for s in specs}
-        unknown = [s.name for s in input_specs if s.name not in by_name]
-        if unknown:
-            raise InputError(f"--input names {unknown} are not inputs of {path}; its inputs are {[str(s) for s in specs]}")
+        check_against_file(input_specs, specs, path)
     outputs = tuple(o.name for o in proto.graph.output)
     if task == "generic" and len(proto.graph.output) == 1:
         dims = proto.graph.output[0].type.tensor_type.shape.dim

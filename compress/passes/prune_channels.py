@@ -38,6 +38,9 @@ class ChannelPruneConfig(StepConfig):
     ratio: float  # fraction of each prunable Conv's output channels removed
     importance: str = "l1"  # "l1": filter weight magnitude; "taylor": sum of |w * dL/dw| over a forward loop
 
+    def uses_calibration(self) -> bool:
+        return True
+
     def __post_init__(self):
         if not 0.0 <= self.ratio < 1.0:
             raise ConfigError(f"channel prune ratio {self.ratio} must be in [0, 1): the fraction of each Conv's "

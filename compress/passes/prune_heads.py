@@ -38,6 +38,9 @@ class HeadPruneConfig(StepConfig):
     ffn: float = 0.0  # fraction of each layer's FFN intermediate neurons removed, e.g. 0.5
     importance: str = "taylor"
 
+    def uses_calibration(self) -> bool:
+        return self.importance == "taylor"
+
     def __post_init__(self):
         for name in ("heads", "ffn"):
             value = getattr(self, name)

@@ -33,6 +33,9 @@ class SmoothQuantConfig(StepConfig):
 
     alpha: float = 0.85  # migration strength: 0 keeps activations as they are, 1 moves all range into weights
 
+    def uses_calibration(self) -> bool:
+        return True
+
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"SmoothQuant alpha {self.alpha} must be between 0 and 1 (0.5-0.9 is typical)")

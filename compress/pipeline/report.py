@@ -26,8 +26,9 @@ def report_header(model: Model, recipe: list[StepConfig], options: RunOptions) -
     }
 
 
-def write_report(stage: Path, report: dict, rows: list[dict], timings: dict) -> None:
+def write_report(stage: Path, report: dict, rows: list[dict], timings: dict, warnings: list[str] = ()) -> None:
     add_speedups(rows)
     report["results"] = rows
     report["step_seconds"] = timings
+    report["warnings"] = list(warnings)
     (stage / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 
 from compress.core.atomic import StagedDir
+from compress.core.errors import ConfigError
 from compress.core.model import Model
 from compress.core.output_dir import check_output_dir
 from compress.core.progress import Progress
@@ -36,6 +37,9 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
     recipe = list(recipe)
     planned = plan_recipe(recipe, model)  # refuses, before any work, a recipe it cannot run as written
     check_output_dir(options.out_dir, model.source, options.force, options.force_any)
+    if options.calib is not None and not any(step.config.uses_calibration() for step in planned):
+        raise ConfigError(f"--calib {options.calib} would not be used: no step of this recipe calibrates (dynamic INT8 measures "
+                          "activation ranges as it runs); drop --calib, or ask for a step that calibrates (--int8-mode static)")
     report = report_header(model, recipe, options)
     with StagedDir(options.out_dir) as stage:
         with progress.step("Preparing evaluation data"):
@@ -53,7 +57,7 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
             if artifact in state.files:
                 disabled = state.runtime.get(state.files[artifact].name, {}).get("onnxruntime", {}).get("disabled_optimizers", ())
                 measure_onnx(state, name, state.files[artifact], disabled)
-        write_report(stage, report, state.rows, progress.timings)
+        write_report(stage, report, state.rows, progress.timings, progress.warnings)
         manifest = write_manifest(
             stage, recipe=[c.to_json() for c in recipe], model=report["model"],
             inputs=[s.to_json() for s in model.inputs], outputs=list(model.output_names),

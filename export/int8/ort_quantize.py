@@ -47,6 +47,9 @@ class OnnxInt8Config(StepConfig):
     def outputs(self) -> dict[str, str | None]:
         return {"onnx-int8": FILE_NAME}
 
+    def uses_calibration(self) -> bool:
+        return self.mode != "dynamic"  # auto is static for a graph with convolutions
+
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError(f"int8 mode {self.mode!r} is unknown; use one of {', '.join(MODES)}")

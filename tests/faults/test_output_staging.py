@@ -76,6 +76,7 @@ def test_a_symlinked_out_is_replaced_with_force_and_leaves_no_old_link(digits_fi
     target = tmp_path / "real"
     target.mkdir()
     (target / "keep.txt").write_text("what the link pointed at stays")
+    (target / "manifest.json").write_text('{"schema": "compress.manifest/1"}')  # an earlier output, reached through the link
     link = tmp_path / "link"
     link.symlink_to(target, target_is_directory=True)
     result = invoke([digits_files["pt2"], "--no-int8", "--out", link, "--force", *FAST])

@@ -34,6 +34,9 @@ class Int8StaticConfig(StepConfig):
     target: str = "cpu"  # cpu: integer ops for ONNX Runtime; tensorrt: also the QDQ file for TensorRT
     calibration_samples: int = 256
 
+    def uses_calibration(self) -> bool:
+        return True
+
     def outputs(self) -> dict[str, str | None]:
         return _outputs(self.target)
 
@@ -71,6 +74,9 @@ class Int8SearchConfig(StepConfig):
     methods: tuple[str, ...] = ("minmax", "percentile", "mse", "entropy")
     max_float_layers: int = 8
     calibration_samples: int = 256
+
+    def uses_calibration(self) -> bool:
+        return True
 
     def outputs(self) -> dict[str, str | None]:
         return _outputs(self.target)

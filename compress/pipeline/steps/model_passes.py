@@ -32,8 +32,8 @@ HF_DIR = "model"
 def prune_step(config: StepConfig, state: RunState) -> None:
     student = state.model_to_change()
     with state.progress.step(f"Pruning ({type(config).__name__})"):
-        calibration = state.data.calibration(state.options.prune_samples)
-        section = prune_(student, config, forward_loop_over(calibration.batches))
+        calibration = state.data.calibration(state.options.prune_samples).batches if config.uses_calibration() else None
+        section = prune_(student, config, forward_loop_over(calibration) if calibration is not None else None)
         before, after = section.get("parameters_before"), section.get("parameters_after")
         if before and after:
             state.progress.say(f"  parameters {before:,} -> {after:,}")

@@ -44,8 +44,17 @@ def test_load_model_keeps_explicit_task_when_pt2(digits_files):
 
 
 def test_load_model_refuses_pt2_when_input_names_differ(digits_files):
-    with pytest.raises(InputError, match="do not match"):
+    with pytest.raises(InputError, match=r"\['pixels'\] are not inputs of"):
         load_model(digits_files["pt2"], (parse_input_spec("pixels:1x1x8x8:float32"),))
+
+
+def test_load_model_refuses_an_input_spec_that_disagrees_with_the_file(digits_files, digits_onnx):
+    for path in (digits_files["pt2"], digits_onnx):
+        for text in ("x:1x1x8x8:int64", "x:1x3x8x8:float32", "x:1x8x8:float32"):
+            with pytest.raises(InputError, match=r"disagrees with .*records x:"):
+                load_model(path, (parse_input_spec(text),))
+        model = load_model(path, (parse_input_spec("x:1x1x8x8"),))  # agrees; an omitted dtype is the file's
+        assert [str(s) for s in model.inputs] == ["x:batchx1x8x8:float32"]
 
 
 def test_load_model_loads_pickled_module_when_trusted(digits_files, digits_cnn, digits_data):
