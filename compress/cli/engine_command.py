@@ -28,6 +28,8 @@ def build_engine_command(onnx_path, shapes, out_dir, timing_cache, opt_level, wo
         from compress.load.loaders import load_model
         from export.tensorrt.engine import TensorRTEngineConfig, build_engine
 
+        if not onnx_path.exists():
+            raise InputError(f"{onnx_path} does not exist; check the path (a compress output holds model.int8.qdq.onnx)")
         if onnx_path.suffix != ".onnx" or not onnx_path.is_file():
             raise InputError(f"{onnx_path} is not an ONNX file; give model.int8.qdq.onnx (or model.onnx) from a compress output")
         config = TensorRTEngineConfig(shapes=shapes, optimization_level=opt_level, workspace_mib=workspace_mib,

@@ -1,7 +1,8 @@
 """Expected failures as one line and a non-zero exit, for every command; ``--debug`` shows the traceback.
 
 SIGTERM (a container stop, ``timeout``, a cancelled CI job) is turned into the same unwinding as
-Ctrl-C, so staged outputs are removed and a distillation saves its checkpoint either way.
+Ctrl-C, so staged outputs are removed and a distillation saves its checkpoint either way; the
+message names that checkpoint only where one was saved.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ def guarded(debug: bool, action) -> None:
         sys.exit(exc.exit_code)
     except KeyboardInterrupt as exc:
         signal_name = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        click.echo(f"{signal_name}; no output was written (a distillation in progress saved a checkpoint: run again with --resume)",
-                   err=True)
+        checkpoint = getattr(exc, "checkpoint", None)
+        resume = f"; the distillation saved {checkpoint}: run the same command with --resume to continue" if checkpoint else ""
+        click.echo(f"{signal_name}; no output was written{resume}", err=True)
         sys.exit(143 if isinstance(exc, Terminated) else 130)
 
 

@@ -48,3 +48,9 @@ class RegressionFound(CompressError):
     """`bench compare` found a regression beyond the thresholds."""
 
     exit_code = 4
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message (libraries often start theirs with a newline)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[0] if lines else type(exc).__name__

@@ -22,6 +22,14 @@ from compress.core.spec import DTYPES, random_inputs
 LATENCY_BATCHES_HELD = 4
 
 
+def check_sequence_length(model: Model, seq_len: int) -> None:
+    """A transformer cannot take more tokens than it has positions; say so instead of a shape error."""
+    limit = getattr(getattr(model.hf_model, "config", None), "max_position_embeddings", None)
+    if model.tokenizer is not None and isinstance(limit, int) and seq_len > limit:
+        raise InputError(f"--seq-len {seq_len} is longer than the {limit} positions the model has (max_position_embeddings); "
+                         f"give --seq-len {limit} or less")
+
+
 def check_batches_fit(model: Model, batch_sizes, seq_len: int) -> None:
     largest = max(batch_sizes)
     sizes = {"batch": 1, "sequence": seq_len}

@@ -17,7 +17,7 @@ from compress.core.errors import InputError
 from compress.core.forward_loop import Batch
 from compress.core.model import Model
 from compress.core.spec import random_inputs
-from compress.load.batch_memory import check_batches_fit
+from compress.load.batch_memory import check_batches_fit, check_sequence_length
 from compress.load.text_corpus import calibration_texts, evaluation_texts
 
 
@@ -76,6 +76,7 @@ def default_data(model: Model, purpose: str, samples: int, batch_size: int, seq_
 def latency_batches(model: Model, batch_sizes, seq_len: int) -> dict[int, list[Batch]]:
     """Four different held-out batches of exactly each batch size, so latency is not timed on one
     cached input, nor a "batch 1000" on the few hundred texts the built-in source has left."""
+    check_sequence_length(model, seq_len)
     check_batches_fit(model, batch_sizes, seq_len)
     if model.tokenizer is None:
         return {bs: synthetic(model, "evaluation", 4 * bs, bs, seq_len).batches for bs in batch_sizes}
@@ -112,6 +113,8 @@ def load_data_file(path: str | Path, model: Model, batch_size: int, seq_len: int
     """Text lines (.txt, needs a tokenizer), ``.npz`` (keys are input names; one array for a one-input
     model; optional ``labels``) or ``.jsonl`` (``{"text": ...}`` or input-name fields; optional ``label``)."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(f"data file {path} is a directory; give one file: .txt (one text per line), .npz or .jsonl")
     if not path.is_file():
         raise InputError(f"data file {path} does not exist; check the path")
     suffix = path.suffix.lower()

@@ -8,11 +8,12 @@ sentence embeddings, classification logits, or the last hidden state.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
 
-from compress.core.errors import InputError
+from compress.core.errors import InputError, UnsafeLoadError, first_line
 from compress.core.model import Model
 from compress.core.spec import TensorSpec
 from compress.load.hf_pruned import has_pruned_heads, load_pruned
@@ -97,8 +98,11 @@ def load_hf_dir(path: Path, task: str | None, input_specs: tuple[TensorSpec, ...
             hf_model = load_pruned(auto, path, config)
         else:
             hf_model = auto.from_pretrained(path, local_files_only=True).eval()
+    except pickle.UnpicklingError as exc:  # transformers reads .bin weights tensors-only: a pickle that names code is refused
+        raise UnsafeLoadError(f"{path}: a .bin weights file holds a pickle that would run code when loaded (not plain tensors); "
+                              "none of it was run; convert the weights to safetensors where you trust the file") from exc
     except (OSError, ValueError, RuntimeError) as exc:
-        raise InputError(f"{path}: transformers could not load the weights: {str(exc).splitlines()[0]}") from exc
+        raise InputError(f"{path}: transformers could not load the weights: {first_line(exc)}") from exc
 
     if input_specs:
         specs = input_specs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from compress.core.errors import InputError, UnsafeLoadError
+from compress.core.errors import InputError, UnsafeLoadError, first_line
 from compress.core.model import TASKS, Model
 from compress.core.spec import DTYPES, TensorSpec, check_against_file, random_inputs
 from compress.load.hf_dir import is_hf_dir, load_hf_dir
@@ -105,7 +106,8 @@ def _load_torchscript(path: Path) -> torch.nn.Module:
     try:
         return torch.jit.load(str(path), map_location="cpu").eval()
     except RuntimeError as exc:
-        raise InputError(f"{path} is a corrupt TorchScript archive: {str(exc).splitlines()[0]}") from exc
+        raise InputError(f"{path} is a corrupt or tampered TorchScript archive ({first_line(exc)}); nothing in it was run; "
+                         "re-save it with torch.jit.save or re-copy it") from exc
 
 
 def _load_pickled_module(path: Path, trust_pickle: bool) -> torch.nn.Module:
@@ -118,7 +120,7 @@ def _load_pickled_module(path: Path, trust_pickle: bool) -> torch.nn.Module:
     if isinstance(obj, Mapping):
         raise _state_dict_error(path)
     if obj is not None and not isinstance(obj, torch.nn.Module):
-        raise InputError(f"{path} holds a {type(obj).__name__}, not a model; save the model itself")
+        raise InputError(f"{path} holds a {type(obj).__name__} (read without running code), not a model; save the model itself")
     if obj is None:
         if not trust_pickle:
             raise UnsafeLoadError(
@@ -130,11 +132,12 @@ def _load_pickled_module(path: Path, trust_pickle: bool) -> torch.nn.Module:
         except (AttributeError, ModuleNotFoundError) as exc:
             raise InputError(f"{path} needs model code that is not importable here ({exc}); run from where its module is importable") from exc
         except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as exc:
-            raise InputError(f"{path} is corrupt or truncated: {_first_line(exc)}; re-save or re-copy the model") from exc
-        if isinstance(obj, Mapping):
+            raise InputError(f"{path} is corrupt or truncated: {first_line(exc)}; re-save or re-copy the model") from exc
+        if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
             raise _state_dict_error(path)
         if not isinstance(obj, torch.nn.Module):
-            raise InputError(f"{path} holds a {type(obj).__name__}, not a torch.nn.Module")
+            raise UnsafeLoadError(f"{path} was unpickled with --trust-pickle, which ran code from it, and gave an object of type {type(obj).__name__} "
+                                  "instead of a model: it is not a saved torch.nn.Module, and may be hostile; check where it came from")
     return obj.eval()
 
 
@@ -146,7 +149,7 @@ def _load_exported_program(path: Path, input_specs, task: str | None, trust_pick
             program = torch.export.load(str(path))
     except pickle.UnpicklingError as exc:
         if trust_pickle:
-            raise InputError(f"{path} is a corrupt torch.export archive: {_first_line(exc)}") from exc
+            raise InputError(f"{path} is a corrupt torch.export archive: {first_line(exc)}") from exc
         raise UnsafeLoadError(
             f"{path} holds a pickle that would run code when loaded (a member that is not plain tensors); if you trust "
             "its source, pass --trust-pickle, or re-export it with torch.export.save from tensors only") from exc
@@ -205,8 +208,10 @@ def _probe(model: Model, explicit_task: bool) -> None:
     try:
         outputs = model.forward_numpy(arrays)
     except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+        given = ", ".join(f"{name} of shape {list(a.shape)} {a.dtype}" for name, a in arrays.items())
         spec = " ".join(f"--input {s}" for s in model.inputs)
-        raise InputError(f"the model rejected inputs built from {spec}: {_first_line(exc)}; fix the input spec to match the model") from exc
+        raise InputError(f"the model rejected {given} (built from {spec}): {_model_error(exc)}; "
+                         "fix --input to the shapes and dtypes the model takes") from exc
     model.output_names = tuple(model.output_names if len(model.output_names) == len(outputs) else
                                ["output"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))])
     first = outputs[0]
@@ -214,6 +219,12 @@ def _probe(model: Model, explicit_task: bool) -> None:
         model.task = "classification"
 
 
-def _first_line(exc: BaseException) -> str:
+def _model_error(exc: BaseException) -> str:
+    """What went wrong inside the model. TorchScript wraps it in its interpreter's traceback, whose
+    last line (``RuntimeError: expected input[2, 3, 8, 8] to have 1 channels...``) is the cause."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
+    if lines and lines[0].startswith("The following operation failed in the TorchScript interpreter"):
+        cause = next((ln for ln in reversed(lines) if re.match(r"^\w+(Error|Exception): ", ln)), None)
+        if cause:
+            return cause.split(": ", 1)[1]
+    return first_line(exc)

@@ -166,8 +166,8 @@ class DistillRun:
         self.module = student_module
         try:
             self.module, self.optimizer, self.loader, self.scheduler = accelerator.prepare(student_module, optimizer, loader, scheduler)
-            teacher_module.to(accelerator.device).eval()
-            self.module.train()
+            _set_training(teacher_module.to(accelerator.device), False)
+            _set_training(self.module, True)
             self.zero_masks = _zero_masks(self.module)
             if self.pairs:
                 self.captures.append(HiddenCapture(teacher_module, [t for t, _ in self.pairs], "teacher"))
@@ -180,8 +180,8 @@ class DistillRun:
         finally:
             for capture in self.captures:
                 capture.remove()
-            self.student.module = accelerator.unwrap_model(self.module, keep_fp32_wrapper=False).cpu().train(student_training)
-            teacher_module.to(teacher_device).train(teacher_training)
+            self.student.module = _set_training(accelerator.unwrap_model(self.module, keep_fp32_wrapper=False).cpu(), student_training)
+            _set_training(teacher_module.to(teacher_device), teacher_training)
             accelerator.free_memory()
             for p in frozen:  # Module.to() moves parameters in place, so these are the student's own
                 p.requires_grad_(True)
@@ -199,8 +199,9 @@ class DistillRun:
                 while stop is None:
                     stop = self._epoch(interrupt, bar)
                 self._save()  # the end, whatever ended it
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
                 self._save_on_interrupt()
+                exc.checkpoint = self.last_checkpoint  # the CLI names it, and says nothing of checkpoints where none exists
                 raise
             finally:
                 bar.close()
@@ -359,6 +360,17 @@ class DistillRun:
 
 def _inputs(batch: dict[str, torch.Tensor], model: Model) -> list[torch.Tensor]:
     return [batch[s.name].to(DTYPES[s.dtype]) for s in model.inputs]
+
+
+def _set_training(module: torch.nn.Module, training: bool) -> torch.nn.Module:
+    """``module.train(training)``, except for a torch.export module (a .pt2 input), which refuses
+    both train() and eval(): its dropout and batch-norm behaviour was fixed when it was exported
+    (in eval mode, as models are exported), and its weights still take gradients."""
+    try:
+        module.train(training)
+    except NotImplementedError:
+        pass
+    return module
 
 
 def _device_of(module: torch.nn.Module) -> torch.device:

@@ -23,7 +23,7 @@ from compress.pipeline.measure import measure_onnx, measure_torch
 from compress.pipeline.options import RunOptions, RunResult
 from compress.pipeline.plan import plan_recipe
 from compress.pipeline.report import report_header, write_report
-from compress.pipeline.run_data import RunData, data_files
+from compress.pipeline.run_data import RunData, check_data_paths, data_files
 from compress.pipeline.state import RunState
 from compress.pipeline.steps.model_passes import after_model_pass, checkpoint_dir_for
 from export.bundle.manifest import write_manifest
@@ -37,6 +37,7 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
     recipe = list(recipe)
     planned = plan_recipe(recipe, model)  # refuses, before any work, a recipe it cannot run as written
     check_output_dir(options.out_dir, model.source, options.force, options.force_any)
+    check_data_paths(options)
     if options.calib is not None and not any(step.config.uses_calibration() for step in planned):
         raise ConfigError(f"--calib {options.calib} would not be used: no step of this recipe calibrates (dynamic INT8 measures "
                           "activation ranges as it runs); drop --calib, or ask for a step that calibrates (--int8-mode static)")

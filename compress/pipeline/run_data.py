@@ -8,6 +8,7 @@ from pathlib import Path
 
 from compress.core.errors import InputError
 from compress.core.model import Model
+from compress.load.batch_memory import check_sequence_length
 from compress.load.data import Dataset, default_data, latency_batches, load_data_file, split_off
 from compress.pipeline.options import RunOptions
 
@@ -25,6 +26,7 @@ class RunData:
 
     @classmethod
     def prepare(cls, model: Model, options: RunOptions, with_validation: bool) -> "RunData":
+        check_sequence_length(model, options.seq_len)  # before any text is tokenized to it
         evaluation, validation = evaluation_data(model, options), None
         if with_validation:
             validation, evaluation = validation_split(model, evaluation, options.eval is not None, options.seq_len)
@@ -60,6 +62,17 @@ def validation_split(model: Model, evaluation: Dataset, user_eval: bool, seq_len
     if user_eval:
         return split_off(evaluation, min(VALIDATION_SAMPLES, evaluation.num_samples // 4))
     return default_data(model, "validation", VALIDATION_SAMPLES, 16, seq_len), evaluation
+
+
+def check_data_paths(options: RunOptions) -> None:
+    """Every data file named is a file, checked before any work (a wrong --calib otherwise fails after export)."""
+    for flag, path in (("--eval", options.eval), ("--calib", options.calib), ("--distill", options.distill)):
+        if path is None:
+            continue
+        if Path(path).is_dir():
+            raise InputError(f"{flag} {path} is a directory; give one file: .txt (one text per line), .npz or .jsonl")
+        if not Path(path).is_file():
+            raise InputError(f"{flag} {path} does not exist; check the path")
 
 
 def data_files(options: RunOptions) -> dict:

@@ -38,6 +38,49 @@ def test_a_signal_mid_run_leaves_nothing_and_says_so(digits_files, tmp_path, sig
     assert proc.wait(timeout=120) == code, "".join(lines) + rest
     errors = [ln for ln in rest.splitlines() if not ln.startswith(("•", "  "))]
     assert len(errors) == 1 and errors[0].startswith(word) and "no output was written" in errors[0], rest
+    assert "checkpoint" not in errors[0] and "--resume" not in errors[0]  # no distillation ran, so none was saved
     assert "Traceback" not in rest
     assert os.listdir(tmp_path) == []
+    assert hashlib.sha256(source.read_bytes()).hexdigest() == before
+
+
+def _run_until(args: list[str], moment: str, sig, delay: float = 0.0) -> tuple[int, str]:
+    """Start ``compress ARGS``, send ``sig`` ``delay`` seconds after a stderr line holds ``moment``;
+    (exit code, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "compress", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if moment in line:
+            time.sleep(delay)
+            proc.send_signal(sig)
+            break
+    else:
+        pytest.fail("the run ended before the moment came:\n" + "".join(seen))
+    rest = proc.stderr.read()
+    return proc.wait(timeout=120), "".join(seen) + rest
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_while_loading_leaves_nothing(minilm_path, tmp_path, sig, code):
+    out = tmp_path / "out"
+    status, stderr = _run_until([str(minilm_path), "--out", str(out), "--batch", "1", "--threads", "1"], "• Loading", sig)
+    assert status == code, stderr
+    assert "no output was written" in stderr and "Traceback" not in stderr and "checkpoint" not in stderr
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_distillation_saves_a_checkpoint_and_names_it(digits_files, tmp_path, sig, code):
+    source = digits_files["pt2"]
+    before = hashlib.sha256(source.read_bytes()).hexdigest()
+    out = tmp_path / "out"
+    args = [str(source), "--prune", "channels=0.25", "--distill", str(digits_files["calib"]), "--distill-budget", "5m",
+            "--distill-batch", "4", "--no-int8", "--out", str(out), "--batch", "1", "--threads", "1"]
+    status, stderr = _run_until(args, "• Distilling", sig, delay=6.0)  # into the steps, past the set-up
+    assert status == code, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert "no output was written" in last and "--resume" in last and str(tmp_path / "out.checkpoints") in last, stderr
+    assert "Traceback" not in stderr
+    assert os.listdir(tmp_path) == ["out.checkpoints"]  # what --resume continues from; no staged output
     assert hashlib.sha256(source.read_bytes()).hexdigest() == before

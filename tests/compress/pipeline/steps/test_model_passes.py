@@ -125,3 +125,15 @@ def test_run_interrupted_in_distillation_resumes_to_the_same_weights(tiny_bert, 
     straight, resumed = (load_file(str(tmp_path / d / "model" / "model.safetensors")) for d in ("straight", "resumed"))
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_a_pt2_model_prunes_and_distills_to_the_end(digits_files, tmp_path):
+    """A torch.export module refuses train() and eval(); distillation used to end in that traceback."""
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [str(digits_files["pt2"]), "--prune", "channels=0.25", "--distill", str(digits_files["calib"]),
+                                       "--distill-steps", "5", "--distill-batch", "8", "--no-int8", "--out", str(out),
+                                       "--batch", "1", "--threads", "1", "--quiet"])
+    assert result.exit_code == 0, (result.output, result.exception)
+    report = json.loads((out / "report.json").read_text())
+    assert report["model_passes"]["stages"][-1]["steps"] == 5
+    assert [r["name"] for r in report["results"]][:3] == ["pytorch-fp32", "pytorch-pruned", "pytorch-pruned-distilled"]
