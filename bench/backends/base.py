@@ -21,6 +21,7 @@ class Backend:
     """Defaults for a host backend: staging is the identity, the timed call is ``run``."""
 
     name = "backend"
+    on_gpu = False  # a GPU backend's timed call may wait without using a core: its CPU share is not judged
 
     def __enter__(self):
         return self
@@ -52,5 +53,5 @@ def time_batches(backend, latency_inputs: dict[int, list[dict]], min_seconds: fl
     out = {}
     for bs, inputs in latency_inputs.items():
         staged = [backend.prepare(b) for b in inputs]
-        out[bs] = measure(backend.run_prepared, staged, min_seconds=min_seconds, batch_size=bs)
+        out[bs] = measure(backend.run_prepared, staged, min_seconds=min_seconds, batch_size=bs, cpu_bound=not backend.on_gpu)
     return out

@@ -34,6 +34,8 @@ def ort_provider_reason(provider: str) -> str | None:
 
 
 class OrtProviderBackend(Backend):
+    on_gpu = True
+
     def __init__(self, path: Path, provider: str, threads: int, disabled_optimizers=(), device_id: int = 0):
         self.name = f"ort-{'trt' if provider == 'tensorrt' else 'cuda'}"
         self._path, self._provider, self._threads, self._device = Path(path), provider, threads, device_id

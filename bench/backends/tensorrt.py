@@ -13,3 +13,4 @@ def trt_reason() -> str | None:
 
 class TrtEngineBackend(EngineRunner, Backend):
     name = "trt"
+    on_gpu = True

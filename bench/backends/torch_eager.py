@@ -39,6 +39,7 @@ class TorchEagerBackend(Backend):
         if precision not in DTYPES:
             raise ValueError(f"precision {precision!r}: use one of {', '.join(DTYPES)}")
         self.name = f"torch-{device}-{precision}"
+        self.on_gpu = torch.device(device).type != "cpu"
         self._model, self._device, self._dtype, self._threads = model, torch.device(device), DTYPES[precision], threads
         self._source = module if module is not None else model.module
 

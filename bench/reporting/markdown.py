@@ -39,10 +39,13 @@ def _single_run(run: dict) -> str:
             cells = [r["artifact"], r["backend"], r["precision"], f"{r['size_bytes'] / 1e6:.2f}"]
             cells += [_lat(lat.get(b)) for b in batches]
             cells += [f"{lat[b]['throughput_per_s']:.1f}" if b in lat else "—" for b in batches]
-            cells += [f"{ratio[b]:.2f}x" if b in ratio else "—" for b in batches]
+            cells += [f"{ratio[b]:.2f}x" + ("?" if b in r.get("ratio_untrusted", {}) else "") if b in ratio else "—" for b in batches]
             cells += [f"{r['memory']['peak_rss_bytes'] / 1e6:.0f}", _kept(r)]
             rows.append(cells)
         out += _table(header, rows)
+        noisy = list(dict.fromkeys(reason for r in job["results"] for reason in r.get("ratio_untrusted", {}).values()))
+        if noisy:
+            out += ["", f"? not to be trusted, the timing was too noisy: {'; '.join(noisy)}. Re-run with nothing else busy on this machine."]
         if job.get("reference_drift"):
             out += ["", "Reference drift (second timing / first): " + ", ".join(f"b{b} {d:.3f}" for b, d in job["reference_drift"].items())]
         if job.get("skipped"):

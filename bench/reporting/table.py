@@ -15,11 +15,23 @@ def artifact_row(name: str, backend: str, precision: str, file: str | None, size
     }
 
 
-def add_speedups(rows: list[dict]) -> None:
-    """Each row's p50 speed-up over the first row (the FP32 baseline), per batch size, measured in the same run."""
-    base = rows[0]["latency"]
+def add_speedups(rows: list[dict]) -> list[str]:
+    """Each row's p50 speed-up over the first row (the FP32 baseline), per batch size, measured in
+    the same run. A speed-up whose reference or own measurement was too noisy to divide by is
+    listed in the row's ``speedup_untrusted`` with the reason; returns every reason, once."""
+    reference = rows[0]
+    base = reference["latency"]
+    problems: dict[str, None] = {}
     for row in rows:
-        row["speedup_vs_" + rows[0]["name"]] = {bs: round(base[bs]["p50_ms"] / lat["p50_ms"], 3) for bs, lat in row["latency"].items() if bs in base}
+        row["speedup_vs_" + reference["name"]] = {bs: round(base[bs]["p50_ms"] / lat["p50_ms"], 3) for bs, lat in row["latency"].items() if bs in base}
+        untrusted = {}
+        for bs in row["speedup_vs_" + reference["name"]]:
+            reasons = [f"{r['name']} b{bs}: {r['latency'][bs]['untrusted']}" for r in (reference, row) if r["latency"][bs].get("untrusted")]
+            if reasons:
+                untrusted[bs] = "; ".join(dict.fromkeys(reasons))
+                problems.update(dict.fromkeys(reasons))
+        row["speedup_untrusted"] = untrusted
+    return list(problems)
 
 
 def format_table(rows: list[dict]) -> str:
@@ -30,10 +42,16 @@ def format_table(rows: list[dict]) -> str:
     for row in rows:
         cells = [row["name"], f"{row['size_bytes'] / 1e6:.1f}"]
         cells += [f"{row['latency'][bs]['p50_ms']:.1f} / {row['latency'][bs]['p90_ms']:.1f}" for bs in batch_sizes]
-        cells += [f"{row.get(base_key, {}).get(bs, float('nan')):.2f}x" for bs in batch_sizes]
+        cells += [f"{row.get(base_key, {}).get(bs, float('nan')):.2f}x" + ("?" if bs in row.get("speedup_untrusted", {}) else "")
+                  for bs in batch_sizes]
         cells.append(headline(row["retention"]) if row["retention"] else "reference")
         lines.append(cells)
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     rule = "  ".join("-" * w for w in widths)
     text = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
-    return "\n".join([text[0], rule, *text[1:]])
+    reasons = list(dict.fromkeys(r for row in rows for r in row.get("speedup_untrusted", {}).values()))
+    notes = [f"? not to be trusted, the timing was too noisy: {'; '.join(reasons)}. {NOISY_FIX}"] if reasons else []
+    return "\n".join([text[0], rule, *text[1:], *notes])
+
+
+NOISY_FIX = "Re-run with nothing else busy on this machine."

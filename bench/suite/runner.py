@@ -19,6 +19,7 @@ import numpy as np
 
 from bench.backends.registry import ALL_BACKENDS, RUNS_KIND, unavailable_reason
 from bench.measure import environment
+from bench.measure.latency import MAX_DRIFT
 from bench.measure.retention import retention
 from bench.suite.artifacts import Artifact, Job, discover, size_on_disk
 from bench.suite.peers import peer_artifacts
@@ -113,7 +114,7 @@ def _run_job(job: Job, options: SuiteOptions, reasons: dict, work: Path, progres
         progress.say("  " + ", ".join(f"b{bs} p50 {lat['p50_ms']:.2f} ms" for bs, lat in measured["latency"].items())
                      + f", peak RSS {measured['memory']['peak_rss_bytes'] / 2**20:.0f} MiB")
     drift = _remeasure_reference(plan[0], job, options, work / "m-ref-again", results[0], progress)
-    _add_ratios(results)
+    _add_ratios(results, drift)
     return {"job": job.name, "reference_drift": drift, "source": str(job.source), "task": model.task, "reference": results[0]["artifact"],
             "reference_backend": results[0]["backend"], "evaluation": evaluation.source, "samples": evaluation.num_samples,
             "notes": job.notes, "results": results, "skipped": skipped}
@@ -199,10 +200,22 @@ def _result_row(artifact: Artifact, backend: str, measured: dict, task: str, ref
             "latency": measured["latency"], "memory": measured["memory"], "retention": kept}
 
 
-def _add_ratios(results: list[dict]) -> None:
-    base = results[0]["latency"]
+def _add_ratios(results: list[dict], drift: dict) -> None:
+    """Each row's ratio to the reference, and, in ``ratio_untrusted``, why a ratio cannot be trusted:
+    a noisy timing of the row or the reference, or a reference whose two timings disagree."""
+    reference = results[0]
+    base = reference["latency"]
     for row in results:
         row["ratio_to_reference"] = {bs: round(base[bs]["p50_ms"] / lat["p50_ms"], 4) for bs, lat in row["latency"].items() if bs in base}
+        untrusted = {}
+        for bs in row["ratio_to_reference"]:
+            reasons = [f"{r['artifact']} on {r['backend']} b{bs}: {r['latency'][bs]['untrusted']}"
+                       for r in (reference, row) if r["latency"][bs].get("untrusted")]
+            if bs in drift and not 1 / MAX_DRIFT <= drift[bs] <= MAX_DRIFT:
+                reasons.append(f"the reference's two timings at b{bs} differ {drift[bs]:.2f}x")
+            if reasons:
+                untrusted[bs] = "; ".join(dict.fromkeys(reasons))
+        row["ratio_untrusted"] = untrusted
 
 
 def _unique_names(jobs: list[Job]) -> None:

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 from bench.measure.environment import capture as capture_environment
-from bench.reporting.table import add_speedups
+from bench.reporting.table import NOISY_FIX, add_speedups
 from compress.core.model import Model
+from compress.core.progress import Progress
 from compress.core.registry import StepConfig
 from compress.pipeline.options import RunOptions
 
@@ -26,9 +27,12 @@ def report_header(model: Model, recipe: list[StepConfig], options: RunOptions) -
     }
 
 
-def write_report(stage: Path, report: dict, rows: list[dict], timings: dict, warnings: list[str] = ()) -> None:
-    add_speedups(rows)
+def write_report(stage: Path, report: dict, rows: list[dict], progress: Progress) -> None:
+    noisy = add_speedups(rows)
+    if noisy:
+        progress.warn(f"speed-ups marked ? are not to be trusted, the timing was too noisy ({'; '.join(noisy)}); {NOISY_FIX.lower()}")
     report["results"] = rows
-    report["step_seconds"] = timings
-    report["warnings"] = list(warnings)
+    report["timing"] = {"trustworthy": not noisy, "problems": noisy}
+    report["step_seconds"] = progress.timings
+    report["warnings"] = list(progress.warnings)
     (stage / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")

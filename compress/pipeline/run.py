@@ -58,7 +58,7 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
             if artifact in state.files:
                 disabled = state.runtime.get(state.files[artifact].name, {}).get("onnxruntime", {}).get("disabled_optimizers", ())
                 measure_onnx(state, name, state.files[artifact], disabled)
-        write_report(stage, report, state.rows, progress.timings, progress.warnings)
+        write_report(stage, report, state.rows, progress)
         manifest = write_manifest(
             stage, recipe=[c.to_json() for c in recipe], model=report["model"],
             inputs=[s.to_json() for s in model.inputs], outputs=list(model.output_names),

@@ -52,3 +52,41 @@ def test_latency_throughput_is_samples_per_second_at_median():
     assert lat.throughput == pytest.approx(2000.0)
     assert lat.to_json()["throughput_per_s"] == 2000.0
     assert lat.to_json()["p90_ms"] == 5.0
+
+
+def _spin(ms: float) -> None:
+    """Busy work for ``ms`` milliseconds: CPU-bound, like a model's forward."""
+    end = time.perf_counter() + ms / 1000
+    while time.perf_counter() < end:
+        pass
+
+
+def test_a_steady_cpu_bound_measurement_is_trusted():
+    lat = measure(lambda b: _spin(1.0), [{"x": np.zeros((1, 1))}], warmup=2, min_iters=30, min_seconds=0.1)
+    assert lat.trust_problem() is None, lat
+    assert lat.cpu_share > 0.5 and 0.8 < lat.drift < 1.25
+    assert lat.to_json()["untrusted"] is None
+
+
+def test_a_measurement_that_slows_down_is_not_trusted_for_its_drift():
+    calls = []
+
+    def slowing(_):  # a neighbour gradually taking the core: each call a little slower than the last
+        calls.append(1)
+        _spin(1.0 + 0.8 * len(calls) / 30)
+
+    lat = measure(slowing, [{"x": np.zeros((1, 1))}], warmup=0, min_iters=30, min_seconds=0.0, max_iters=30)
+    assert lat.drift > 1.35 and lat.p90_ms < 1.5 * lat.p50_ms  # a spread that passes, a drift that does not
+    assert "last third ran at" in lat.trust_problem()
+
+
+def test_a_process_that_waits_for_the_cpu_is_not_trusted_but_a_gpu_wait_is_not_judged():
+    lat = measure(lambda b: time.sleep(0.002), [{"x": np.zeros((1, 1))}], warmup=0, min_iters=10, min_seconds=0.0)
+    assert lat.cpu_share < 0.5 and "busy CPU" in lat.trust_problem()  # how a process starved of its core looks
+    gpu = measure(lambda b: time.sleep(0.002), [{"x": np.zeros((1, 1))}], warmup=0, min_iters=10, min_seconds=0.0, cpu_bound=False)
+    assert gpu.cpu_share is None and gpu.trust_problem() is None
+
+
+def test_a_wide_spread_is_not_trusted():
+    lat = Latency(batch_size=1, iterations=30, p50_ms=0.1, p90_ms=80.0, p99_ms=90.0, mean_ms=30.0)
+    assert lat.trust_problem() == "p90 is 800.0x p50"

@@ -37,3 +37,21 @@ def test_format_table_has_a_line_per_row_with_sizes_speedups_and_retention():
     assert set(lines[1]) <= {"-", " "}
     assert lines[2].startswith("pytorch-fp32") and "4.0" in lines[2] and lines[2].endswith("reference")
     assert "4.00x" in lines[3] and "3.00x" in lines[3] and "cos 0.9900 (worst 0.9700)" in lines[3]
+
+
+def test_a_speedup_over_a_noisy_reference_is_marked_in_the_row_and_the_table():
+    noisy_reference = Latency(1, 30, 80.0, 200.0, 300.0, 100.0)  # a busy CPU: the 0.1 ms reference took 80 ms
+    rows = [artifact_row("pytorch-fp32", "torch", "fp32", None, 4_000_000, {1: noisy_reference, 4: _lat(4, 6.0)}, None),
+            artifact_row("onnx-int8", "onnxruntime", "int8", None, 1_000_000, {1: _lat(1, 0.04), 4: _lat(4, 2.0)}, None)]
+    problems = add_speedups(rows)
+    assert problems == ["pytorch-fp32 b1: p90 is 2.5x p50"]
+    assert rows[1]["speedup_untrusted"] == {"1": "pytorch-fp32 b1: p90 is 2.5x p50"} and rows[0]["speedup_untrusted"] == {"1": problems[0]}
+    lines = format_table(rows).splitlines()
+    assert "2000.00x?" in lines[3] and "3.00x?" not in lines[3] and "3.00x" in lines[3]
+    assert lines[-1].startswith("? not to be trusted, the timing was too noisy: pytorch-fp32 b1: p90 is 2.5x p50")
+
+
+def test_steady_timings_leave_no_mark():
+    rows = _rows()
+    assert add_speedups(rows) == [] and all(r["speedup_untrusted"] == {} for r in rows)
+    assert "?" not in format_table(rows)
