@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
 # Beyond these a speed-up computed from the measurement is reported as untrustworthy. A quiet
 # machine measures p90/p50 under 1.2 and drift within 10% for every model in the suite; a CPU
 # shared with another busy process shows 2x and more.

@@ -120,7 +120,7 @@ def _load_pickled_module(path: Path, trust_pickle: bool) -> torch.nn.Module:
     if isinstance(obj, Mapping):
         raise _state_dict_error(path)
     if obj is not None and not isinstance(obj, torch.nn.Module):
-        raise InputError(f"{path} holds a {type(obj).__name__} (read without running code), not a model; save the model itself")
+        raise InputError(f"{path} holds a {type(obj).__name__}, not a model (read without running code); save the model itself")
     if obj is None:
         if not trust_pickle:
             raise UnsafeLoadError(

@@ -21,8 +21,18 @@ import torch
 from compress.core.errors import InputError
 from compress.core.model import Model, flatten_outputs
 from compress.core.spec import DTYPES
-from compress.load.distill_checkpoints import check_resumable, read_meta, save_checkpoint
-from compress.passes.distill_losses import HiddenCapture, hidden_loss, output_loss, same_shape
+from compress.load.distill_checkpoints import (
+    check_resumable,
+    read_meta,
+    save_checkpoint,
+)
+from compress.load.no_code_unpickling import weights_only_loads
+from compress.passes.distill_losses import (
+    HiddenCapture,
+    hidden_loss,
+    output_loss,
+    same_shape,
+)
 
 
 class Samples(torch.utils.data.Dataset):
@@ -305,7 +315,8 @@ class DistillRun:
     def _resume(self) -> int:
         meta = read_meta(self.latest)
         check_resumable(meta, self._meta(), self.latest)
-        self.accelerator.load_state(str(self.latest))
+        with weights_only_loads():  # tensors and RNG states only, even where accelerate would unpickle an object
+            self.accelerator.load_state(str(self.latest))
         self.step, self.epoch, self.position = meta["step"], meta["epoch"], meta["position"]
         self.sums, self.last = meta["loss_sums"], meta["loss_last"]
         self.saved_step, self.last_checkpoint = self.step, self.latest

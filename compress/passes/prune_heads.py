@@ -23,7 +23,12 @@ from compress.core.errors import ConfigError
 from compress.core.forward_loop import ForwardLoop
 from compress.core.model import Model, flatten_outputs
 from compress.core.registry import MODEL_PASS, StepConfig, StepKind, register_config
-from compress.load.transformer_blocks import AttentionBlock, FfnBlock, find_blocks, output_rows
+from compress.load.transformer_blocks import (
+    AttentionBlock,
+    FfnBlock,
+    find_blocks,
+    output_rows,
+)
 
 IMPORTANCE = ("taylor", "magnitude")
 

@@ -9,7 +9,13 @@ from pathlib import Path
 from compress.core.errors import InputError
 from compress.core.model import Model
 from compress.load.batch_memory import check_sequence_length
-from compress.load.data import Dataset, default_data, latency_batches, load_data_file, split_off
+from compress.load.data import (
+    Dataset,
+    default_data,
+    latency_batches,
+    load_data_file,
+    split_off,
+)
 from compress.pipeline.options import RunOptions
 
 VALIDATION_SAMPLES = 64

@@ -24,7 +24,10 @@ class BundleFallbackWarning(UserWarning):
     """No TensorRT engine in the bundle runs on this machine; ONNX Runtime runs the model instead."""
 
 
-def load(bundle: str | Path, threads: int | None = None, allow_engines: bool = True) -> "BundleModel":
+def load(bundle: str | Path, threads: int | None = None, allow_engines: bool = True,
+         allow_engine_host_code: bool = False) -> "BundleModel":
+    """Verify and open a bundle. ``allow_engine_host_code`` lets a version-compatible TensorRT
+    engine load the lean runtime it carries (code from the bundle); off unless you trust its source."""
     bundle = Path(bundle)
     if bundle.is_dir():
         manifest, root, cleanup = verify(bundle), bundle, None
@@ -37,7 +40,7 @@ def load(bundle: str | Path, threads: int | None = None, allow_engines: bool = T
             raise
         cleanup = root
     engine, reason = pick_engine(manifest) if allow_engines else (None, "engines were not allowed (allow_engines=False)")
-    model = BundleModel(manifest, root, engine, reason, threads)
+    model = BundleModel(manifest, root, engine, reason, threads, allow_engine_host_code)
     if cleanup is not None:
         weakref.finalize(model, shutil.rmtree, cleanup, True)
     return model
@@ -102,13 +105,14 @@ def _version(text) -> tuple[int, ...]:
 class BundleModel:
     """A verified bundle, ready to answer: ``model(x)`` or ``model(**inputs)`` -> list of numpy arrays."""
 
-    def __init__(self, manifest: dict, root: Path, engine: str | None, no_engine_reason: str | None, threads: int | None):
+    def __init__(self, manifest: dict, root: Path, engine: str | None, no_engine_reason: str | None, threads: int | None,
+                 allow_engine_host_code: bool = False):
         self.manifest, self.root = manifest, root
         self.input_names = [spec["name"] for spec in manifest.get("inputs", [])]
         self.output_names = list(manifest.get("outputs", []))
         if engine is not None:
             self.file, self.backend = engine, "tensorrt"
-            self._runner = _engine_runner(root / engine)
+            self._runner = _engine_runner(root / engine, allow_engine_host_code)
         else:
             self.file, self.backend, self._runner = _onnx_runner(manifest, root, threads)
             warnings.warn(f"compress bundle: no TensorRT engine runs here ({no_engine_reason}); "
@@ -153,8 +157,8 @@ def _onnx_runner(manifest: dict, root: Path, threads: int | None):
     return name, backend, lambda feed: run_session(session, feed)
 
 
-def _engine_runner(plan: Path):
+def _engine_runner(plan: Path, allow_host_code: bool):
     from export.tensorrt.runner import EngineRunner
 
-    runner = EngineRunner(plan).__enter__()  # held for the model's lifetime
+    runner = EngineRunner(plan, allow_host_code=allow_host_code).__enter__()  # held for the model's lifetime
     return runner.run

@@ -156,7 +156,12 @@ def quantize_onnx_int8(fp32_path: Path, out_path: Path, config: OnnxInt8Config,
 
 
 def _quantize(src: Path, dst: Path, mode: str, config: OnnxInt8Config, calibration, tmp: Path) -> None:
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     options = {"DefaultTensorType": onnx.TensorProto.FLOAT}  # fused contrib ops carry no inferred types

@@ -17,8 +17,10 @@ from compress.core.errors import ExportError
 class EngineRunner:
     """A deserialized engine and its execution context; ``with EngineRunner(plan) as run: run.run(feed)``."""
 
-    def __init__(self, path: Path, device_id: int = 0):
-        self._path, self._device = Path(path), device_id
+    def __init__(self, path: Path, device_id: int = 0, allow_host_code: bool = False):
+        # A version-compatible engine carries TensorRT's lean runtime, a library that runs when the
+        # engine loads: code from the model file, so it loads only where the caller opted in.
+        self._path, self._device, self._allow_host_code = Path(path), device_id, allow_host_code
 
     def __enter__(self):
         import tensorrt as trt
@@ -28,9 +30,12 @@ class EngineRunner:
         torch.cuda.set_device(self._device)
         torch.cuda.reset_peak_memory_stats(self._device)
         runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+        runtime.engine_host_code_allowed = self._allow_host_code
         self._engine = runtime.deserialize_cuda_engine(self._path.read_bytes())
         if self._engine is None:
-            raise ExportError(f"{self._path} is not an engine this TensorRT ({trt.__version__}) and GPU can load; rebuild it here")
+            hint = "" if self._allow_host_code else (" (a version-compatible engine carries TensorRT's lean runtime, code that loads "
+                                                     "only with allow_engine_host_code=True)")
+            raise ExportError(f"{self._path} is not an engine this TensorRT ({trt.__version__}) and GPU can load{hint}; rebuild it here")
         self._context = self._engine.create_execution_context()
         self._stream = torch.cuda.Stream(self._device)
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]

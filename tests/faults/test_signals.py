@@ -84,3 +84,31 @@ def test_a_signal_during_distillation_saves_a_checkpoint_and_names_it(digits_fil
     assert "Traceback" not in stderr
     assert os.listdir(tmp_path) == ["out.checkpoints"]  # what --resume continues from; no staged output
     assert hashlib.sha256(source.read_bytes()).hexdigest() == before
+
+
+@pytest.mark.parametrize("interrupt, code", [("Terminated", 143), ("KeyboardInterrupt", 130)])
+def test_a_signal_while_packing_leaves_no_partial_bundle(digits_run, tmp_path, monkeypatch, interrupt, code):
+    """SIGTERM (as the guard raises it) or Ctrl-C between two members of the tar being written."""
+    import tarfile
+
+    from click.testing import CliRunner
+
+    from compress.cli.guard import Terminated
+    from compress.cli.main import main
+
+    exc = Terminated if interrupt == "Terminated" else KeyboardInterrupt
+    real_addfile, added = tarfile.TarFile.addfile, []
+
+    def addfile_then_signal(self, tarinfo, fileobj=None, **kwargs):
+        added.append(tarinfo.name)
+        if len(added) == 2:
+            raise exc()
+        return real_addfile(self, tarinfo, fileobj, **kwargs)
+
+    source = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in digits_run.out_dir.iterdir()}
+    monkeypatch.setattr(tarfile.TarFile, "addfile", addfile_then_signal)
+    result = CliRunner().invoke(main, ["pack", str(digits_run.out_dir), "-o", str(tmp_path / "digits.tar")])
+    assert result.exit_code == code and len(added) == 2, (result.output, result.exception)
+    assert result.stderr.count("\n") == 1 and "no output was written" in result.stderr
+    assert os.listdir(tmp_path) == []  # neither the bundle nor its partial
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in digits_run.out_dir.iterdir()} == source

@@ -11,7 +11,14 @@ import onnx
 from compress.core.registry import register_handler
 from compress.pipeline.fastest_variant import pick_fastest
 from compress.pipeline.state import RunState
-from export.int8.ort_quantize import Int8Result, OnnxInt8Config, fusion_hint, int8_candidates, resolve_mode, write_candidate
+from export.int8.ort_quantize import (
+    Int8Result,
+    OnnxInt8Config,
+    fusion_hint,
+    int8_candidates,
+    resolve_mode,
+    write_candidate,
+)
 
 MUST_BEAT_PLAIN_BY = 0.03  # a fused graph is kept only if it is 3% faster than the plain one
 

@@ -21,7 +21,10 @@ from compress.load.text_corpus import calibration_texts
 from compress.passes.distill import DistillConfig
 from compress.passes.prune_channels import ChannelPruneConfig
 from compress.passes.prune_heads import HeadPruneConfig
-from compress.passes.prune_unstructured import MagnitudePruneConfig, SemiStructuredConfig
+from compress.passes.prune_unstructured import (
+    MagnitudePruneConfig,
+    SemiStructuredConfig,
+)
 from compress.pipeline.options import RunOptions
 from compress.pipeline.run import run
 from export.onnx.export import OnnxExportConfig
