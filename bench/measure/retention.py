@@ -44,8 +44,19 @@ def retention(task: str, reference: np.ndarray, candidate: np.ndarray, labels: n
     return relative_error(reference, candidate)
 
 
+# The task metrics the cells below already show; another one (ctc-exact, perplexity, a user's) is added to the cell.
+SHOWN = ("cosine", "top1", "accuracy", "relative-error")
+
+
 def headline(result: dict) -> str:
     """One short cell for a table."""
+    task = result.get("task")
+    if task is not None and task["name"] not in SHOWN:
+        return f"{task['headline']}, {_headline(result)}"
+    return _headline(result)
+
+
+def _headline(result: dict) -> str:
     if result["metric"] == "cosine":
         return f"cos {result['mean_cosine']:.4f} (worst {result['worst_cosine']:.4f})"
     if result["metric"] == "top1_agreement":

@@ -51,3 +51,14 @@ def load_onnx_model(path: Path, task: str, input_specs: tuple[TensorSpec, ...] |
         if len(dims) == 2 and dims[1].HasField("dim_value") and dims[1].dim_value > 1:
             task = "classification"
     return Model(None, specs, task, path, "onnx", outputs)
+
+
+CHARSET_KEYS = ("character", "charset", "characters", "vocab")  # where OCR exporters (PaddleOCR, RapidOCR) keep the dictionary
+
+
+def charset_from_metadata(path: Path) -> list[str] | None:
+    """The recogniser's characters from the ONNX file's metadata (one per line), if it carries them."""
+    proto = onnx.load(str(path), load_external_data=False)
+    props = {p.key: p.value for p in proto.metadata_props}
+    text = next((props[k] for k in CHARSET_KEYS if k in props), None)
+    return text.splitlines() if text else None

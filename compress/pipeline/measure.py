@@ -40,6 +40,8 @@ def _measure(state: RunState, title: str, name: str, runner, backend: str, preci
         kept = retention(state.original.task, state.reference, outputs, labels)
         if first and labels is None and not state.original.is_onnx:
             kept = None  # the PyTorch original scored against itself says nothing; with labels it has an accuracy
+        if kept is not None:
+            kept["task"] = state.data.metric.score(state.reference, outputs, labels)
         latency = time_batches(runner, state.data.latency, state.options.min_seconds)
     row = artifact_row(name, backend, precision, file.name if file is not None else None, size, latency, kept)
     state.rows.append(row)

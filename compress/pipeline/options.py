@@ -25,7 +25,9 @@ class RunOptions:
     threads: int = 2
     eval_samples: int = 128
     min_seconds: float = 2.0  # per latency measurement
-    metric: object = None  # for the INT8 search: metric(reference, outputs, labels) -> score, higher is better
+    metric: object = None  # the task metric: a name (bench.measure.task_metrics.BUILTIN), "module:function", a callable
+                           # metric(reference, outputs, labels) -> score (higher is better), or None: the task's default
+    charset: Path | None = None  # for the CTC metrics: one character per line [default: the ONNX file's metadata]
     distill: Path | None = None  # unlabeled data for distillation [default: the built-in docstring text]
     checkpoint_dir: Path | None = None  # distillation checkpoints [default: OUT.checkpoints beside the output]
     resume: bool = False  # continue an interrupted distillation from its last checkpoint

@@ -22,7 +22,8 @@ def report_header(model: Model, recipe: list[StepConfig], options: RunOptions) -
         "model": {"source": str(model.source), "format": model.format, "task": model.task,
                   "inputs": [str(s) for s in model.inputs], "outputs": list(model.output_names), "notes": model.notes},
         "recipe": [c.to_json() for c in recipe],
-        "settings": {"threads": options.threads, "sequence_length": options.seq_len, "batch_sizes": list(options.batch_sizes)},
+        "settings": {"threads": options.threads, "sequence_length": options.seq_len, "batch_sizes": list(options.batch_sizes),
+                     **({"metric": options.metric} if isinstance(options.metric, str) else {})},
         "environment": capture_environment(options.threads),  # the same record `compress bench run` keeps
     }
 

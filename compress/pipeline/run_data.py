@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.measure.task_metrics import TaskMetric, read_charset, resolve_metric
 from compress.core.errors import InputError
 from compress.core.model import Model
 from compress.load.batch_memory import check_sequence_length
@@ -28,6 +29,7 @@ class RunData:
     latency: dict[int, list[dict]]  # four different batches per batch size
     model: Model
     options: RunOptions
+    metric: TaskMetric  # what the report, the search and the guard score answers with
     _calibration: dict[int, Dataset] = field(default_factory=dict)
 
     @classmethod
@@ -36,7 +38,10 @@ class RunData:
         evaluation, validation = evaluation_data(model, options), None
         if with_validation:
             validation, evaluation = validation_split(model, evaluation, options.eval is not None, options.seq_len)
-        return cls(evaluation, validation, latency_batches(model, options.batch_sizes, options.seq_len), model, options)
+        metric = resolve_metric(options.metric, model.task, evaluation.labels, _charset(model, options))
+        if metric.needs_labels and evaluation.labels is None:  # said now, not after export and quantization
+            raise InputError(f"the {metric.name} metric needs labels; give --eval data with labels (labels in .npz, label in .jsonl)")
+        return cls(evaluation, validation, latency_batches(model, options.batch_sizes, options.seq_len), model, options, metric)
 
     def calibration(self, samples: int) -> Dataset:
         """The first ``samples`` calibration samples: from --calib, else the built-in calibration source."""
@@ -84,5 +89,16 @@ def check_data_paths(options: RunOptions) -> None:
 def data_files(options: RunOptions) -> dict:
     """The user's data files, so `compress bench run OUT` scores on the same held-out inputs and a
     replay (`compress run --recipe OUT/manifest.json`) calibrates and distills on the same data."""
-    files = (("evaluation", options.eval), ("calibration", options.calib), ("distillation", options.distill))
+    files = (("evaluation", options.eval), ("calibration", options.calib), ("distillation", options.distill), ("charset", options.charset))
     return {name: str(Path(p).resolve()) for name, p in files if p is not None}
+
+
+def _charset(model: Model, options: RunOptions) -> list[str] | None:
+    """The CTC metrics' characters: --charset, else what the ONNX file's metadata records."""
+    if options.charset is not None:
+        return read_charset(options.charset)
+    if model.is_onnx:
+        from compress.load.onnx_file import charset_from_metadata
+
+        return charset_from_metadata(model.source)
+    return None

@@ -12,34 +12,17 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from bench.measure.retention import cosine_retention, relative_error, top1_agreement
+from bench.measure.task_metrics import TaskMetric
 from compress.core.errors import CompressError
 from compress.pipeline.fastest_variant import session_p50
 from compress.pipeline.static_int8.builder import StaticInt8Builder
 from compress.pipeline.static_int8.config import Int8SearchConfig, Int8StaticConfig
 from export.onnx.session import make_session, run_session
-
-# score(reference outputs, candidate outputs, labels) -> higher is better; the drop is
-# score(reference, reference) - score(reference, candidate).
-Metric = Callable[[np.ndarray, np.ndarray, "np.ndarray | None"], float]
-
-
-def metric_for_task(task: str, labels: np.ndarray | None) -> tuple[str, Metric]:
-    """The metric the tolerance is measured in, following the task."""
-    if task == "embedding":
-        return "mean cosine to the original", lambda ref, out, _: cosine_retention(ref, out)["mean_cosine"]
-    if task == "classification" and labels is not None:
-        return "accuracy", lambda ref, out, y: top1_agreement(ref, out, y)["accuracy"]
-    if task == "classification":
-        return "top-1 agreement with the original", lambda ref, out, _: top1_agreement(ref, out)["top1_agreement"]
-    return "1 - relative error", lambda ref, out, _: 1.0 - relative_error(ref, out)["mean_relative_error"]
-
 
 @dataclass
 class Evaluator:
@@ -48,20 +31,23 @@ class Evaluator:
     batches: list[dict]
     reference: np.ndarray
     labels: np.ndarray | None
-    metric: Metric
+    metric: TaskMetric  # the drop is in its unit: points, or relative to the original's value
     timing_batch: dict
     threads: int
-    metric_name: str = "task metric"
     reference_score: float = field(init=False)
 
     def __post_init__(self):
-        self.reference_score = float(self.metric(self.reference, self.reference, self.labels))
+        self.reference_score = self.metric.value(self.reference, self.reference, self.labels)
+
+    @property
+    def metric_name(self) -> str:
+        return self.metric.name
 
     def __call__(self, path: Path, disabled_optimizers=()) -> tuple[float, float]:
         session = make_session(path, self.threads, disabled_optimizers=disabled_optimizers)
         try:
             outputs = np.concatenate([run_session(session, b)[0] for b in self.batches])
-            drop = self.reference_score - float(self.metric(self.reference, outputs, self.labels))
+            drop = self.metric.drop(self.reference_score, self.metric.value(self.reference, outputs, self.labels))
             p50 = session_p50(session, self.timing_batch)
         finally:
             del session
@@ -135,7 +121,8 @@ def search_int8(builder: StaticInt8Builder, search: Int8SearchConfig, evaluate: 
     if best is None:
         raise KeyboardInterrupt if interrupted else CompressError("the INT8 search ran out of budget before trying one configuration; raise --search-budget")
     _mark_pareto(tried)
-    report = {"metric": evaluate.metric_name, "reference_score": evaluate.reference_score, "max_drop": search.max_drop,
+    report = {"metric": evaluate.metric_name, "metric_description": evaluate.metric.description,
+              "drop_unit": "relative" if evaluate.metric.relative else "points", "reference_score": evaluate.reference_score, "max_drop": search.max_drop,
               "budget_seconds": search.budget_seconds, "seconds": round(time.monotonic() - start, 1), "interrupted": interrupted,
               "validation_samples": int(sum(len(next(iter(b.values()))) for b in evaluate.batches)),
               "tried": tried, "chosen": {k: v for k, v in best.items() if not k.startswith("_")},

@@ -22,7 +22,7 @@ from compress.pipeline.fastest_variant import pick_fastest
 from compress.pipeline.state import RunState
 from compress.pipeline.static_int8.builder import StaticInt8Builder
 from compress.pipeline.static_int8.config import QDQ_FILE, Int8SearchConfig, Int8StaticConfig
-from compress.pipeline.static_int8.search import Evaluator, metric_for_task, search_int8, sensitivity_ranking
+from compress.pipeline.static_int8.search import Evaluator, search_int8, sensitivity_ranking
 from export.int8.ort_quantize import NO_SKIP_LAYER_NORM, OnnxInt8Config, quantize_onnx_int8
 
 
@@ -95,9 +95,7 @@ def _build_fastest(builder: StaticInt8Builder, config: Int8StaticConfig, keep: s
 def _evaluator(state: RunState, fp32_path: Path, validation: Dataset, trial_batch: dict) -> Evaluator:
     with OrtBackend(fp32_path, state.options.threads) as backend:  # the exported FP32 graph: parity-checked against PyTorch
         reference = run_all(backend, validation.batches)
-    metric = state.options.metric
-    name, fn = ("custom metric", metric) if metric is not None else metric_for_task(state.original.task, validation.labels)
-    return Evaluator(validation.batches, reference, validation.labels, fn, trial_batch, state.options.threads, name)
+    return Evaluator(validation.batches, reference, validation.labels, state.data.metric, trial_batch, state.options.threads)
 
 
 def _dynamic_candidate(fp32_path: Path, out_path: Path) -> Path | None:
