@@ -21,10 +21,12 @@ from bench.backends.registry import ALL_BACKENDS, RUNS_KIND, unavailable_reason
 from bench.measure import environment
 from bench.measure.latency import MAX_DRIFT
 from bench.measure.retention import retention
+from bench.measure.task_metrics import TaskMetric, read_charset, resolve_metric
 from bench.suite.artifacts import Artifact, Job, discover, size_on_disk
 from bench.suite.peers import peer_artifacts
 from bench.suite.worker import INPUTS_FILE, save_inputs
 from compress.core.errors import BenchError
+from compress.load.onnx_file import charset_from_metadata
 from compress.core.progress import Progress
 
 BASE_BACKEND = {"torch": "torch-cpu-fp32", "onnx": "ort-cpu", "engine": "trt"}
@@ -44,6 +46,8 @@ class SuiteOptions:
     trust_pickle: bool = False
     input_specs: tuple = ()
     task: str | None = None
+    metric: str | None = None  # a task metric (bench.measure.task_metrics), as `compress --metric` takes it
+    charset: Path | None = None  # for the CTC metrics [default: the ONNX file's metadata]
     worker_timeout: float = 1800.0
 
 
@@ -84,6 +88,7 @@ def _run_job(job: Job, options: SuiteOptions, reasons: dict, work: Path, progres
     work.mkdir(parents=True)
     with progress.step(f"{job.name}: preparing held-out inputs"):
         model, evaluation, latency = job_inputs(job, options)
+        metric = _metric(options, model, evaluation.labels)
         save_inputs(work / INPUTS_FILE, evaluation.batches, latency)
     artifacts = list(job.artifacts)
     skipped = [{"artifact": "*", "backend": b, "reason": r} for b, r in reasons.items() if r]
@@ -110,7 +115,8 @@ def _run_job(job: Job, options: SuiteOptions, reasons: dict, work: Path, progres
         outputs = measured.pop("outputs")
         if reference_out is None:
             reference_out = outputs
-        results.append(_result_row(artifact, backend, measured, model.task, reference_out, outputs, evaluation.labels, first=not results))
+        results.append(_result_row(artifact, backend, measured, model.task, reference_out, outputs, evaluation.labels, first=not results,
+                                   metric=metric))
         progress.say("  " + ", ".join(f"b{bs} p50 {lat['p50_ms']:.2f} ms" for bs, lat in measured["latency"].items())
                      + f", peak RSS {measured['memory']['peak_rss_bytes'] / 2**20:.0f} MiB")
     drift = _remeasure_reference(plan[0], job, options, work / "m-ref-again", results[0], progress)
@@ -185,7 +191,13 @@ def _measure(artifact: Artifact, backend: str, job: Job, options: SuiteOptions, 
     return result
 
 
-def _result_row(artifact: Artifact, backend: str, measured: dict, task: str, reference, outputs, labels, first: bool) -> dict:
+def _metric(options: SuiteOptions, model, labels) -> TaskMetric:
+    charset = read_charset(options.charset) if options.charset else charset_from_metadata(model.source) if model.is_onnx else None
+    return resolve_metric(options.metric, model.task, labels, charset)
+
+
+def _result_row(artifact: Artifact, backend: str, measured: dict, task: str, reference, outputs, labels, first: bool,
+                metric: TaskMetric | None = None) -> dict:
     """``first``: the reference measurement itself. The original on other backends (BF16, CUDA) is
     scored against it like any artifact, with the role "original"."""
     precision = backend.rsplit("-", 1)[1] if backend.startswith("torch-") and artifact.precision == "fp32" else artifact.precision
@@ -193,6 +205,8 @@ def _result_row(artifact: Artifact, backend: str, measured: dict, task: str, ref
     note = None
     try:
         kept = None if first and labels is None else retention(task, reference, outputs, labels)
+        if kept is not None and metric is not None:
+            kept["task"] = metric.score(reference, outputs, labels)
     except ValueError as exc:  # e.g. an artifact whose output differs in shape: no score, and the row says why
         kept, note = None, f"retention not scored: {exc}"
     return {**({"note": note} if note else {}), "artifact": artifact.name, "backend": backend, "precision": precision, "role": role,

@@ -39,18 +39,20 @@ def bench_group():
 @click.option("--peers/--no-peers", default=True, show_default=True, help="Also measure PyTorch dynamic INT8, ORT FP32 and ORT quantize_dynamic defaults.")
 @click.option("--input", "inputs", multiple=True, metavar="NAME:SHAPE:DTYPE", help="Input spec where the file carries none (repeatable).")
 @click.option("--task", type=click.Choice(["embedding", "classification", "generic"]), help="Retention metric [default: detected].")
+@click.option("--metric", default=None, metavar="NAME|module:function", help="The task metric scored for every row, as `compress --metric` takes it [default: by task].")
+@click.option("--charset", type=click.Path(path_type=Path), help="For ctc-exact and cer: the characters, one per line [default: the ONNX metadata].")
 @click.option("--trust-pickle", is_flag=True, help="Allow loading a pickled model (runs code from the file).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 def run_command(paths, backends, batch_sizes, json_out, md_out, plots_dir, force, eval_file, samples, seq_len, threads,
-                min_seconds, peers, inputs, task, trust_pickle, quiet, debug):
+                min_seconds, peers, inputs, task, metric, charset, trust_pickle, quiet, debug):
     """Measure every artifact of every PATH (model file, HF directory, engine, or `compress` output directory)."""
     guarded(debug, lambda: _run(paths, backends, batch_sizes, json_out, md_out, plots_dir, force, eval_file, samples, seq_len,
-                                 threads, min_seconds, peers, inputs, task, trust_pickle, quiet))
+                                 threads, min_seconds, peers, inputs, task, trust_pickle, quiet, metric, charset))
 
 
 def _run(paths, backends, batch_text, json_out, md_out, plots_dir, force, eval_file, samples, seq_len, threads, min_seconds,
-         peers, inputs, task, trust_pickle, quiet):
+         peers, inputs, task, trust_pickle, quiet, metric=None, charset=None):
     from bench.backends.registry import parse_backends
     from bench.reporting.markdown import markdown_report
     from bench.reporting.schema import new_file, write_results
@@ -67,7 +69,8 @@ def _run(paths, backends, batch_text, json_out, md_out, plots_dir, force, eval_f
     chosen, explicit = parse_backends(backends)
     options = SuiteOptions(backends=chosen, explicit_backends=explicit, batch_sizes=parse_batch_sizes(batch_text), seq_len=seq_len,
                            threads=threads, min_seconds=min_seconds, samples=samples, eval=eval_file, peers=peers,
-                           trust_pickle=trust_pickle, input_specs=tuple(parse_input_spec(t) for t in inputs), task=task)
+                           trust_pickle=trust_pickle, input_specs=tuple(parse_input_spec(t) for t in inputs), task=task,
+                           metric=metric, charset=charset)
     result = run_suite(list(paths), options, Progress(quiet=quiet))
     data = new_file([result.data])
     if json_out is not None:

@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from compress.cli.guard import guarded
 from compress.cli.model_pass_flags import distill_file, model_pass_options
-from compress.cli.parse import parse_batch_sizes
+from compress.cli.parse import parse_batch_sizes, parse_duration, parse_fraction
 from compress.cli.recipe_flags import RECIPE_FLAGS, recipe_from_flags
 from compress.core.errors import CompressError, InputError
 
@@ -133,6 +133,8 @@ def compress_model(ctx: click.Context, model_path: Path, inputs, static_shapes: 
         distill=_flag_or(ctx, "distill", distill_file(common), files.get("distillation"), Path),
         checkpoint_dir=common["checkpoint_dir"], resume=common["resume"],
         metric=_flag_or(ctx, "metric", common["metric"], settings.get("metric"), str),
+        max_drop=parse_fraction(common["max_drop"]) if common["max_drop"] is not None else settings.get("max_drop"),
+        search_budget=_flag_or(ctx, "search_budget", parse_duration(common["search_budget"]), settings.get("search_budget"), float),
         charset=_flag_or(ctx, "charset", common["charset"], files.get("charset"), Path),
     )
     result = run(model, recipe, options, progress)
@@ -142,10 +144,23 @@ def compress_model(ctx: click.Context, model_path: Path, inputs, static_shapes: 
         click.echo(format_table(result.report["results"]))
         click.echo(f"\nwrote {result.out_dir}/ ({', '.join(sorted(result.manifest['files']))}, manifest.json)")
     if not result.tolerance_met:
-        chosen = result.report["int8"]["search"]["chosen"]
-        drop = result.report["int8"]["search"]["max_drop"]
-        raise ToleranceNotMet(f"no INT8 configuration met --max-drop {common['max_drop'] or f'{drop:.4%}'}; the best tried "
-                              f"({chosen['candidate']}, drop {chosen['drop']:.4%}) was written; see report.json")
+        raise ToleranceNotMet(tolerance_message(result.report))
+
+
+def tolerance_message(report: dict) -> str:
+    """The one line that ends a run outside its tolerance (exit 3)."""
+    int8 = report.get("int8", {})
+    checked, search = report.get("tolerance"), int8.get("search")
+    if checked is not None and not checked["met"] and (search is None or "guard" in int8 or int8.get("tolerance_met", True)):
+        unit = "relative" if checked["drop_unit"] == "relative" else "points"
+        misses = ", ".join(f"{name} dropped {c['drop'] * 100:.2f}{'%' if unit == 'relative' else ' points'} against {c['against']}"
+                           for name, c in checked["rows"].items() if not c["met"])
+        tol = f"{checked['tolerance'] * 100:.2f}{'%' if unit == 'relative' else ' points'}"
+        return (f"INT8 result outside the tolerance of {tol} {checked['metric']} on held-out data: {misses}; the best "
+                "configuration found was written; see report.json, or loosen it with --max-drop")
+    tolerance = f"--max-drop {100 * search['max_drop']:g}%" if "guard" not in int8 else f"the tolerance of {100 * search['max_drop']:g}%"
+    return (f"no INT8 configuration met {tolerance} on validation data; the best tried "
+            f"({search['chosen']['candidate']}, drop {search['chosen']['drop']:.4%}) was written; see report.json")
 
 
 def _read_recipe(ctx: click.Context, common: dict):

@@ -27,6 +27,8 @@ class RunOptions:
     min_seconds: float = 2.0  # per latency measurement
     metric: object = None  # the task metric: a name (bench.measure.task_metrics.BUILTIN), "module:function", a callable
                            # metric(reference, outputs, labels) -> score (higher is better), or None: the task's default
+    max_drop: float | None = None  # the tolerance of the task metric [default: per metric, compress.pipeline.int8_guard]
+    search_budget: float = 600.0  # seconds the guard may search when the default INT8 misses the tolerance
     charset: Path | None = None  # for the CTC metrics: one character per line [default: the ONNX file's metadata]
     distill: Path | None = None  # unlabeled data for distillation [default: the built-in docstring text]
     checkpoint_dir: Path | None = None  # distillation checkpoints [default: OUT.checkpoints beside the output]

@@ -19,6 +19,7 @@ from compress.core.output_dir import check_output_dir
 from compress.core.progress import Progress
 from compress.core.registry import MODEL_PASS, StepConfig
 from compress.passes.distill import DistillConfig
+from compress.pipeline.int8_guard import check_tolerance
 from compress.pipeline.measure import measure_onnx, measure_torch
 from compress.pipeline.options import RunOptions, RunResult
 from compress.pipeline.plan import plan_recipe
@@ -54,10 +55,17 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
             if step.config.kind is MODEL_PASS:
                 following = planned[i + 1].config if i + 1 < len(planned) else None
                 after_model_pass(state, step.config, following, step.ends_model_passes)
+        if options.calib is not None and not data.calibration_used:  # e.g. auto mode chose dynamic INT8 for an ONNX transformer
+            report["data"]["calibration"] = f"{options.calib} not used: dynamic INT8 measures activation ranges as it runs"
+            progress.warn(f"--calib {options.calib} was not used: auto mode quantized this graph (no convolutions) with dynamic "
+                          "INT8 and the accuracy guard did not need calibrated INT8; pass --int8-mode static to calibrate on it")
         for name, artifact in ONNX_ROWS:
             if artifact in state.files:
                 disabled = state.runtime.get(state.files[artifact].name, {}).get("onnxruntime", {}).get("disabled_optimizers", ())
                 measure_onnx(state, name, state.files[artifact], disabled)
+        tolerance = check_tolerance(state)
+        if tolerance is not None:
+            report["tolerance"] = tolerance
         write_report(stage, report, state.rows, progress)
         manifest = write_manifest(
             stage, recipe=[c.to_json() for c in recipe], model=report["model"],
@@ -66,4 +74,5 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
         )
     if any(isinstance(c, DistillConfig) for c in recipe) and options.checkpoint_dir is None:
         shutil.rmtree(checkpoint_dir_for(options), ignore_errors=True)  # the run succeeded: nothing left to resume
-    return RunResult(options.out_dir, report, manifest, report.get("int8", {}).get("tolerance_met", True))
+    met = report.get("int8", {}).get("tolerance_met", True) and report.get("tolerance", {}).get("met", True)
+    return RunResult(options.out_dir, report, manifest, met)

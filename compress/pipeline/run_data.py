@@ -35,9 +35,11 @@ class RunData:
     @classmethod
     def prepare(cls, model: Model, options: RunOptions, with_validation: bool) -> "RunData":
         check_sequence_length(model, options.seq_len)  # before any text is tokenized to it
-        evaluation, validation = evaluation_data(model, options), None
+        # the user's file gives the validation samples too: read them on top of the evaluation samples
+        extra = VALIDATION_SAMPLES if with_validation and options.eval is not None else 0
+        evaluation, validation = evaluation_data(model, options, extra), None
         if with_validation:
-            validation, evaluation = validation_split(model, evaluation, options.eval is not None, options.seq_len)
+            validation, evaluation = validation_split(model, evaluation, options.eval is not None, options.seq_len, options.eval_samples)
         metric = resolve_metric(options.metric, model.task, evaluation.labels, _charset(model, options))
         if metric.needs_labels and evaluation.labels is None:  # said now, not after export and quantization
             raise InputError(f"the {metric.name} metric needs labels; give --eval data with labels (labels in .npz, label in .jsonl)")
@@ -49,16 +51,20 @@ class RunData:
             self._calibration[samples] = calibration_data(self.model, self.options, samples)
         return self._calibration[samples]
 
+    @property
+    def calibration_used(self) -> bool:
+        return bool(self._calibration)
+
     def trial_batch(self) -> dict:
         """One batch of the largest size timed, for the short trials that choose between INT8 variants."""
         return self.latency[max(self.latency)][0]
 
 
-def evaluation_data(model: Model, options: RunOptions) -> Dataset:
+def evaluation_data(model: Model, options: RunOptions, extra: int = 0) -> Dataset:
     if options.calib is not None and options.eval is not None and Path(options.calib).resolve() == Path(options.eval).resolve():
         raise InputError("--eval and --calib name the same file; evaluate on data the model was not calibrated on")
     if options.eval is not None:
-        return load_data_file(options.eval, model, batch_size=16, seq_len=options.seq_len, samples=options.eval_samples)
+        return load_data_file(options.eval, model, batch_size=16, seq_len=options.seq_len, samples=options.eval_samples + extra)
     return default_data(model, "evaluation", options.eval_samples, 16, options.seq_len)
 
 
@@ -68,10 +74,10 @@ def calibration_data(model: Model, options: RunOptions, samples: int) -> Dataset
     return default_data(model, "calibration", samples, 16, options.seq_len)
 
 
-def validation_split(model: Model, evaluation: Dataset, user_eval: bool, seq_len: int) -> tuple[Dataset, Dataset]:
+def validation_split(model: Model, evaluation: Dataset, user_eval: bool, seq_len: int, eval_samples: int = 128) -> tuple[Dataset, Dataset]:
     """(validation, evaluation): from the user's --eval file its first part, else the built-in held-out source."""
-    if user_eval:
-        return split_off(evaluation, min(VALIDATION_SAMPLES, evaluation.num_samples // 4))
+    if user_eval:  # the file's first samples validate, the rest (up to --eval's sample count) score the report
+        return split_off(evaluation, max(evaluation.num_samples - eval_samples, min(VALIDATION_SAMPLES, evaluation.num_samples // 4)))
     return default_data(model, "validation", VALIDATION_SAMPLES, 16, seq_len), evaluation
 
 

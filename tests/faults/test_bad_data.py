@@ -23,7 +23,8 @@ def test_npz_data_in_wider_dtypes_is_cast_to_the_input_spec(digits_files, digits
 def test_a_float64_calibration_file_runs_static_int8(digits_files, digits_data, tmp_path):
     calib = tmp_path / "calib64.npz"
     np.savez(calib, x=digits_data["x_train"][:64].astype(np.float64))
-    result = invoke([digits_files["pt2"], "--int8-mode", "static", "--calib", calib, "--out", tmp_path / "out", *FAST])
+    result = invoke([digits_files["pt2"], "--int8-mode", "static", "--calib", calib, "--eval", digits_files["eval"],
+                     "--out", tmp_path / "out", *FAST])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "out" / "report.json").read_text())["int8"]["mode"] == "static"
 

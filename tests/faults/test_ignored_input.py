@@ -52,13 +52,15 @@ def test_an_input_spec_without_dtype_says_float32_is_assumed(digits_files, tmp_p
 
 def test_calibration_data_for_an_onnx_transformer_in_auto_mode_is_reported_unused(minilm_run, minilm_model, tmp_path):
     from compress.load.data import tokenize
+    from compress.load.text_corpus import evaluation_texts
 
-    calib = tmp_path / "calib.npz"
-    np.savez(calib, **tokenize(minilm_model, ["a sentence", "another sentence"], seq_len=16))
-    result = invoke([minilm_run.out_dir / "model.onnx", "--calib", calib, "--seq-len", "16", "--out", tmp_path / "out",
+    calib, held_out = tmp_path / "calib.npz", tmp_path / "eval.npz"
+    np.savez(calib, **tokenize(minilm_model, ["a sentence", "another sentence"], seq_len=128))
+    np.savez(held_out, **tokenize(minilm_model, list(evaluation_texts()[:96]), seq_len=128))  # real text: the ONNX file has no tokenizer
+    result = invoke([minilm_run.out_dir / "model.onnx", "--task", "embedding", "--calib", calib, "--eval", held_out, "--out", tmp_path / "out",
                      "--batch", "1", "--threads", "1", "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "warning: --calib" in result.stderr and "is not used" in result.stderr and "--int8-mode static" in result.stderr
+    assert "warning: --calib" in result.stderr and "was not used" in result.stderr and "--int8-mode static" in result.stderr
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["int8"]["mode"] == "dynamic" and "not used" in report["data"]["calibration"]
-    assert any("is not used" in w for w in report["warnings"])
+    assert any("was not used" in w for w in report["warnings"])

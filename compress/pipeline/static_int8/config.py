@@ -74,6 +74,7 @@ class Int8SearchConfig(StepConfig):
     methods: tuple[str, ...] = ("minmax", "percentile", "mse", "entropy")
     max_float_layers: int = 8
     calibration_samples: int = 256
+    include_dynamic: bool = True  # also try dynamic INT8 (not where the user asked for static activations)
 
     def uses_calibration(self) -> bool:
         return True

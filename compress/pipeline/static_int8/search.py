@@ -106,7 +106,7 @@ def search_int8(builder: StaticInt8Builder, search: Int8SearchConfig, evaluate: 
                 builder.write_cpu_qdq(config, path, set())
                 consider(config.describe(), config, set(), path)
         if best is not None and not best["meets_tolerance"] and not over_budget():
-            base = best["_config"] or Int8StaticConfig(target=search.target)
+            base = best["_config"] or stage1[0]  # dynamic was best: rank layers on plain static INT8 (no SmoothQuant)
             ranking = sensitivity_ranking(builder, base, evaluate, work, over_budget, say)
             for count in range(1, min(search.max_float_layers, len(ranking) - 1) + 1):  # something stays INT8
                 if over_budget() or best["meets_tolerance"]:

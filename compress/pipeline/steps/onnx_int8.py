@@ -10,7 +10,9 @@ import onnx
 
 from compress.core.registry import register_handler
 from compress.pipeline.fastest_variant import pick_fastest
+from compress.pipeline.int8_guard import guard_int8
 from compress.pipeline.state import RunState
+from compress.pipeline.steps.onnx_static_int8 import search_int8_files
 from export.int8.ort_quantize import (
     Int8Result,
     OnnxInt8Config,
@@ -33,16 +35,17 @@ def onnx_int8_step(config: OnnxInt8Config, state: RunState) -> None:
             calib = state.data.calibration(config.calibration_samples)
             calibration = calib.batches
             state.report["data"]["calibration"] = calib.source
-        elif state.options.calib is not None:  # auto chose dynamic: ORT's static INT8 wrecks transformers (cos 0.34 on MiniLM)
-            state.report["data"]["calibration"] = f"{state.options.calib} not used: dynamic INT8 measures activation ranges as it runs"
-            state.progress.warn(f"--calib {state.options.calib} is not used: this graph has no convolutions, so auto mode quantizes "
-                                "it with dynamic INT8; pass --int8-mode static to calibrate on it")
         result = quantize_fastest(fp32, out, config, calibration, fusion_hint(state.model), state.data.trial_batch(), state.options.threads)
-        section = state.report["int8"] = result.to_json()
+        section = result.to_json()
         state.progress.say(f"  activations: {section['mode']}, transformer fusions: {section['transformer_fusions']}, "
                            f"ORT optimizers off at load: {section['onnxruntime_disabled_optimizers'] or 'none'}")
-    state.runtime[out.name] = {"onnxruntime": {"disabled_optimizers": section["onnxruntime_disabled_optimizers"]}}
+        section = state.report["int8"] = guard_int8(state, out, tuple(section["onnxruntime_disabled_optimizers"]), section,
+                                                    escalate=lambda search: search_int8_files(search, state))
+    state.runtime[out.name] = {"onnxruntime": {"disabled_optimizers": section.get("onnxruntime_disabled_optimizers", [])}}
     state.files["onnx-int8"] = out
+
+
+onnx_int8_step.uses_validation = True  # the guard scores the INT8 file on held-out validation data
 
 
 def quantize_fastest(fp32: Path, out: Path, config: OnnxInt8Config, calibration, fusion, trial_batch: dict, threads: int) -> Int8Result:

@@ -12,17 +12,16 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from bench.backends.base import run_all
-from bench.backends.onnxruntime import OrtBackend
 from compress.core.errors import QuantizationError
 from compress.core.forward_loop import forward_loop_over
 from compress.core.registry import register_handler
 from compress.load.data import Dataset
 from compress.pipeline.fastest_variant import pick_fastest
+from compress.pipeline.int8_guard import evaluator, guard_int8
 from compress.pipeline.state import RunState
 from compress.pipeline.static_int8.builder import StaticInt8Builder
 from compress.pipeline.static_int8.config import QDQ_FILE, Int8SearchConfig, Int8StaticConfig
-from compress.pipeline.static_int8.search import Evaluator, search_int8, sensitivity_ranking
+from compress.pipeline.static_int8.search import search_int8, sensitivity_ranking
 from export.int8.ort_quantize import NO_SKIP_LAYER_NORM, OnnxInt8Config, quantize_onnx_int8
 
 
@@ -33,6 +32,10 @@ def static_int8_step(config: Int8StaticConfig | Int8SearchConfig, state: RunStat
         calibration = state.data.calibration(config.calibration_samples)
         state.report["data"]["calibration"] = calibration.source
         section = _build(config, state, calibration)
+        if not search:
+            out = state.stage / config.outputs()["onnx-int8"]
+            section = guard_int8(state, out, tuple(section.get("onnxruntime_disabled_optimizers", ())), section,
+                                 escalate=lambda s: search_int8_files(s, state), target=config.target, include_dynamic=False)
     state.report["int8"] = section
     out = state.stage / config.outputs()["onnx-int8"]
     state.runtime[out.name] = {"onnxruntime": {"disabled_optimizers": section.get("onnxruntime_disabled_optimizers", [])}}
@@ -41,7 +44,14 @@ def static_int8_step(config: Int8StaticConfig | Int8SearchConfig, state: RunStat
         state.files["onnx-qdq"] = state.stage / config.outputs()["onnx-qdq"]
 
 
-static_int8_step.uses_validation = True  # the search and the sensitivity analysis score on held-out validation data
+static_int8_step.uses_validation = True  # the search, the sensitivity analysis and the guard score on held-out validation data
+
+
+def search_int8_files(config: Int8SearchConfig, state: RunState) -> dict:
+    """The accuracy-aware search, writing its choice over the stage's INT8 files (the guard's escalation)."""
+    calibration = state.data.calibration(config.calibration_samples)
+    state.report["data"]["calibration"] = calibration.source
+    return _build(config, state, calibration)
 
 
 def _build(config: Int8StaticConfig | Int8SearchConfig, state: RunState, calibration: Dataset) -> dict:
@@ -54,9 +64,9 @@ def _build(config: Int8StaticConfig | Int8SearchConfig, state: RunState, calibra
         work = Path(tmp)
         builder = StaticInt8Builder(state.model, loop, calibration.batches[0], work, threads, plain_fp32=fp32_path)
         section: dict = {"mode": "static", "calibration": calibration.source}
-        evaluate = _evaluator(state, fp32_path, state.data.validation, trial_batch)
+        evaluate = evaluator(state, fp32_path, state.data.validation, trial_batch)
         if isinstance(config, Int8SearchConfig):
-            dynamic = _dynamic_candidate(fp32_path, work / "dynamic.int8.onnx")
+            dynamic = _dynamic_candidate(fp32_path, work / "dynamic.int8.onnx") if config.include_dynamic and config.target == "cpu" else None
             result = search_int8(builder, config, evaluate, work, dynamic, say=progress.say)
             section["search"] = result.report
             section["tolerance_met"] = result.met
@@ -90,12 +100,6 @@ def _build_fastest(builder: StaticInt8Builder, config: Int8StaticConfig, keep: s
     for other, _, _ in built.values():
         other.unlink(missing_ok=True)
     return {**info, "onnxruntime_disabled_optimizers": list(disabled), "transformer_fusions": False, "variant_trial_p50_ms": times}
-
-
-def _evaluator(state: RunState, fp32_path: Path, validation: Dataset, trial_batch: dict) -> Evaluator:
-    with OrtBackend(fp32_path, state.options.threads) as backend:  # the exported FP32 graph: parity-checked against PyTorch
-        reference = run_all(backend, validation.batches)
-    return Evaluator(validation.batches, reference, validation.labels, state.data.metric, trial_batch, state.options.threads)
 
 
 def _dynamic_candidate(fp32_path: Path, out_path: Path) -> Path | None:

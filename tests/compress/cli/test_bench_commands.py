@@ -118,3 +118,13 @@ def test_bench_merge_keys_runs_by_target(baseline, digits_run, digits_files, tmp
     assert targets[0] in merged.output and targets[1] in merged.output
     dup = _bench("merge", baseline / "base.json", baseline / "base.json", "-o", tmp_path / "dup.json")
     assert dup.exit_code == 1 and "merge one run per target" in dup.output
+
+
+def test_bench_run_scores_every_row_in_the_chosen_task_metric(digits_run, digits_files, tmp_path):
+    """The suite scores with the metric `compress --metric` takes (issue 16, item 2)."""
+    result = _bench(*_run_args(digits_run.out_dir, digits_files, tmp_path / "top5.json", "--metric", "top5"))
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "top5.json").read_text())["runs"][0]["jobs"][0]["results"]
+    scored = [r["retention"]["task"] for r in rows if r["retention"]]
+    assert scored and all(t["name"] == "top5" and 0.9 <= t["value"] <= 1.0 for t in scored)
+    assert "top5 " in result.output

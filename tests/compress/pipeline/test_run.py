@@ -106,7 +106,9 @@ def test_run_digits_int8_accepts_unexported_batch_size_and_keeps_accuracy(digits
     assert reference > 0.9
     assert rows["onnx-fp32"]["retention"]["accuracy"] == pytest.approx(reference, abs=0.005)
     assert rows["onnx-int8"]["retention"]["accuracy"] >= reference - 0.02
-    assert rows["onnx-int8"]["retention"]["samples"] == len(digits_data["y_test"])
+    # the guard validates on the file's first 64 samples; the report scores the rest
+    assert rows["onnx-int8"]["retention"]["samples"] == len(digits_data["y_test"]) - 64
+    assert report["int8"]["guard"]["validation"].endswith("first 64 for validation")
 
 
 def test_run_digits_int8_accuracy_on_full_held_out_split_is_within_two_points(digits_run, digits_data, digits_cnn):
@@ -140,8 +142,8 @@ def test_run_uses_fp32_onnx_as_reference_when_input_is_onnx(tmp_path, digits_onn
                                                           batch_sizes=(2,), min_seconds=0.01, eval_samples=64, threads=1))
     rows = {r["name"]: r for r in result.report["results"]}
     assert list(rows) == ["onnx-fp32", "onnx-int8"]
-    assert "skipped" in result.report["export"]
-    assert (out / "model.onnx").read_bytes() == digits_onnx.read_bytes()
+    assert not result.report["export"]["normalized"]["constants_to_initializers"]  # a torch export needs no rewriting
+    assert result.report["export"]["normalized"]["max_rel_error"] < 1e-6
     assert rows["onnx-fp32"]["retention"]["top1_agreement"] == 1.0
     assert rows["onnx-int8"]["retention"]["accuracy"] >= rows["onnx-int8"]["retention"]["reference_accuracy"] - 0.02
 

@@ -80,14 +80,14 @@ def test_cli_static_names_the_calibration_file_and_first_bad_record(case, digits
     assert not out.exists()
 
 
-def test_cli_tensorrt_target_converts_an_old_opset_graph_before_quantizing(digits_cnn, digits_data, tmp_path):
+def test_cli_tensorrt_target_converts_an_old_opset_graph_before_quantizing(digits_cnn, digits_data, digits_files, tmp_path):
     """An opset-11 graph used to be refused for TensorRT (per-channel QDQ needs 13); it is now
     converted once on load (issue 16, item 5), and the QDQ file passes the TensorRT checks."""
     path = tmp_path / "digits_opset11.onnx"
     torch.onnx.export(digits_cnn, (torch.from_numpy(digits_data["x_test"][:2]),), str(path), opset_version=11,
                       input_names=["x"], dynamic_axes={"x": {0: "batch"}}, dynamo=False)
     out = tmp_path / "out"
-    result = invoke([path, "--target", "tensorrt", "--out", out, *FAST])
+    result = invoke([path, "--target", "tensorrt", "--calib", digits_files["calib"], "--eval", digits_files["eval"], "--out", out, *FAST])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["export"]["normalized"]["opset"] == [11, 13]
