@@ -145,6 +145,20 @@ def minilm_model(minilm_path):
 
 
 @pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory, minilm_path):
+    """A small BERT with MiniLM's tokenizer, random weights: real tokens, seconds per run.
+    Tests read it as an input model; one that changes it works on a copy."""
+    import transformers as t
+
+    path = tmp_path_factory.mktemp("tiny") / "bert"
+    torch.manual_seed(0)
+    t.BertModel(t.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                             intermediate_size=64, max_position_embeddings=64)).save_pretrained(path)
+    t.AutoTokenizer.from_pretrained(minilm_path).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def digits_run(tmp_path_factory, digits_files, digits_spec):
     """One full Python-API run on the pickled digits CNN (torch.export-based ONNX path), static INT8
     calibrated on the training split and evaluated on the held-out split with labels."""

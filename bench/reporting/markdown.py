@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.measure.retention import headline
+from bench.reporting.table import noisy_note
 
 
 def markdown_report(data: dict) -> str:
@@ -45,7 +46,7 @@ def _single_run(run: dict) -> str:
         out += _table(header, rows)
         noisy = list(dict.fromkeys(reason for r in job["results"] for reason in r.get("ratio_untrusted", {}).values()))
         if noisy:
-            out += ["", f"? not to be trusted, the timing was too noisy: {'; '.join(noisy)}. Re-run with nothing else busy on this machine."]
+            out += ["", *noisy_note(noisy)]
         if job.get("reference_drift"):
             out += ["", "Reference drift (second timing / first): " + ", ".join(f"b{b} {d:.3f}" for b, d in job["reference_drift"].items())]
         if job.get("skipped"):

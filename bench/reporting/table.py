@@ -26,12 +26,22 @@ def add_speedups(rows: list[dict]) -> list[str]:
         row["speedup_vs_" + reference["name"]] = {bs: round(base[bs]["p50_ms"] / lat["p50_ms"], 3) for bs, lat in row["latency"].items() if bs in base}
         untrusted = {}
         for bs in row["speedup_vs_" + reference["name"]]:
-            reasons = [f"{r['name']} b{bs}: {r['latency'][bs]['untrusted']}" for r in (reference, row) if r["latency"][bs].get("untrusted")]
+            reasons = untrusted_reasons([(r["name"], r["latency"][bs]) for r in (reference, row)], bs)
             if reasons:
-                untrusted[bs] = "; ".join(dict.fromkeys(reasons))
+                untrusted[bs] = "; ".join(reasons)
                 problems.update(dict.fromkeys(reasons))
         row["speedup_untrusted"] = untrusted
     return list(problems)
+
+
+def untrusted_reasons(timings: list[tuple[str, dict]], bs: str) -> list[str]:
+    """Why a ratio of these timings (label, latency JSON) at batch ``bs`` cannot be trusted: one reason per noisy timing."""
+    return list(dict.fromkeys(f"{label} b{bs}: {lat['untrusted']}" for label, lat in timings if lat.get("untrusted")))
+
+
+def noisy_note(reasons: list[str]) -> list[str]:
+    """The line under a table that explains the ? marks, if any."""
+    return [f"? not to be trusted, the timing was too noisy: {'; '.join(reasons)}. {NOISY_FIX}"] if reasons else []
 
 
 def format_table(rows: list[dict]) -> str:
@@ -50,8 +60,7 @@ def format_table(rows: list[dict]) -> str:
     rule = "  ".join("-" * w for w in widths)
     text = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
     reasons = list(dict.fromkeys(r for row in rows for r in row.get("speedup_untrusted", {}).values()))
-    notes = [f"? not to be trusted, the timing was too noisy: {'; '.join(reasons)}. {NOISY_FIX}"] if reasons else []
-    return "\n".join([text[0], rule, *text[1:], *notes])
+    return "\n".join([text[0], rule, *text[1:], *noisy_note(reasons)])
 
 
 NOISY_FIX = "Re-run with nothing else busy on this machine."

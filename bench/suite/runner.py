@@ -22,6 +22,7 @@ from bench.measure import environment
 from bench.measure.latency import MAX_DRIFT
 from bench.measure.retention import retention
 from bench.measure.task_metrics import TaskMetric, read_charset, resolve_metric
+from bench.reporting.table import untrusted_reasons
 from bench.suite.artifacts import Artifact, Job, discover, size_on_disk
 from bench.suite.peers import peer_artifacts
 from bench.suite.worker import INPUTS_FILE, save_inputs
@@ -223,8 +224,7 @@ def _add_ratios(results: list[dict], drift: dict) -> None:
         row["ratio_to_reference"] = {bs: round(base[bs]["p50_ms"] / lat["p50_ms"], 4) for bs, lat in row["latency"].items() if bs in base}
         untrusted = {}
         for bs in row["ratio_to_reference"]:
-            reasons = [f"{r['artifact']} on {r['backend']} b{bs}: {r['latency'][bs]['untrusted']}"
-                       for r in (reference, row) if r["latency"][bs].get("untrusted")]
+            reasons = untrusted_reasons([(f"{r['artifact']} on {r['backend']}", r["latency"][bs]) for r in (reference, row)], bs)
             if bs in drift and not 1 / MAX_DRIFT <= drift[bs] <= MAX_DRIFT:
                 reasons.append(f"the reference's two timings at b{bs} differ {drift[bs]:.2f}x")
             if reasons:

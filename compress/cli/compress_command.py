@@ -166,8 +166,7 @@ def tolerance_message(report: dict) -> str:
 def _read_recipe(ctx: click.Context, common: dict):
     from compress.cli.recipe_file import read_recipe_file
 
-    names = {p.name: "/".join(p.opts) for p in ctx.command.params}
-    given = [names[flag] for flag in RECIPE_FLAGS if flag in names and _given(ctx, flag)]
+    given = _given_flags(ctx, RECIPE_FLAGS)
     if given:
         raise InputError(f"--recipe gives the steps, so {', '.join(given)} cannot also be given; drop them or drop --recipe")
     return read_recipe_file(common["recipe"])
@@ -181,11 +180,16 @@ def _refuse_int8_flags_without_int8(ctx: click.Context, common: dict) -> None:
     """``--no-int8 --int8-mode static`` would otherwise drop the second flag without a word."""
     if common["int8"]:
         return
-    names = {p.name: "/".join(p.opts) for p in ctx.command.params}
-    given = [names[flag] for flag in INT8_FLAGS if _given(ctx, flag)]
+    given = _given_flags(ctx, INT8_FLAGS)
     if given:
         raise InputError(f"{', '.join(given)} configure{'s' if len(given) == 1 else ''} INT8, which --no-int8 turns off; "
                          "drop --no-int8 or drop them")
+
+
+def _given_flags(ctx: click.Context, flags) -> list[str]:
+    """Of ``flags`` (parameter names), those the user gave, as they are written on the command line."""
+    names = {p.name: "/".join(p.opts) for p in ctx.command.params}
+    return [names[flag] for flag in flags if flag in names and _given(ctx, flag)]
 
 
 def _given(ctx: click.Context, name: str) -> bool:

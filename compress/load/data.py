@@ -112,11 +112,7 @@ def split_off(data: Dataset, samples: int) -> tuple[Dataset, Dataset]:
 def load_data_file(path: str | Path, model: Model, batch_size: int, seq_len: int, samples: int | None = None) -> Dataset:
     """Text lines (.txt, needs a tokenizer), ``.npz`` (keys are input names; one array for a one-input
     model; optional ``labels``) or ``.jsonl`` (``{"text": ...}`` or input-name fields; optional ``label``)."""
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"data file {path} is a directory; give one file: .txt (one text per line), .npz or .jsonl")
-    if not path.is_file():
-        raise InputError(f"data file {path} does not exist; check the path")
+    path = require_data_file(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         records, labels = _read_npz(path, model)
@@ -135,6 +131,16 @@ def load_data_file(path: str | Path, model: Model, batch_size: int, seq_len: int
     else:
         batches = [{n: np.stack([r[n] for r in chunk]) for n in model.input_names} for chunk in _batched(records, batch_size)]
     return Dataset(batches, labels, f"{path.name}, {len(records)} records")
+
+
+def require_data_file(path: str | Path, label: str = "data file") -> Path:
+    """``path`` as a Path, refused in one line unless it is one existing file."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{label} {path} is a directory; give one file: .txt (one text per line), .npz or .jsonl")
+    if not path.is_file():
+        raise InputError(f"{label} {path} does not exist; check the path")
+    return path
 
 
 def _read_text(path: Path, model: Model) -> list[str]:

@@ -15,6 +15,7 @@ from compress.load.data import (
     default_data,
     latency_batches,
     load_data_file,
+    require_data_file,
     split_off,
 )
 from compress.pipeline.options import RunOptions
@@ -84,12 +85,8 @@ def validation_split(model: Model, evaluation: Dataset, user_eval: bool, seq_len
 def check_data_paths(options: RunOptions) -> None:
     """Every data file named is a file, checked before any work (a wrong --calib otherwise fails after export)."""
     for flag, path in (("--eval", options.eval), ("--calib", options.calib), ("--distill", options.distill)):
-        if path is None:
-            continue
-        if Path(path).is_dir():
-            raise InputError(f"{flag} {path} is a directory; give one file: .txt (one text per line), .npz or .jsonl")
-        if not Path(path).is_file():
-            raise InputError(f"{flag} {path} does not exist; check the path")
+        if path is not None:
+            require_data_file(path, flag)
 
 
 def data_files(options: RunOptions) -> dict:

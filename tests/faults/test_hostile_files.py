@@ -36,29 +36,16 @@ def _tree_sha(path: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
-@pytest.fixture(scope="module")
-def small_bert(tmp_path_factory, minilm_path):
-    """A small BERT with MiniLM's tokenizer (random weights): the HF carriers are copies of it."""
-    import transformers as t
-
-    path = tmp_path_factory.mktemp("hostile") / "bert"
-    torch.manual_seed(0)
-    t.BertModel(t.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                             intermediate_size=64, max_position_embeddings=64)).save_pretrained(path)
-    t.AutoTokenizer.from_pretrained(minilm_path).save_pretrained(path)
-    return path
-
-
 @pytest.fixture
 def marker(tmp_path):
     return tmp_path / "code-ran"
 
 
-def test_hf_bin_weights_with_a_hostile_pickle_are_refused(small_bert, tmp_path, marker):
+def test_hf_bin_weights_with_a_hostile_pickle_are_refused(tiny_bert, tmp_path, marker):
     from safetensors.torch import load_file
 
     model = tmp_path / "bert"
-    shutil.copytree(small_bert, model)
+    shutil.copytree(tiny_bert, model)
     weights = load_file(model / "model.safetensors")
     (model / "model.safetensors").unlink()
     torch.save({**weights, "extra": _TouchOnLoad(marker)}, model / "pytorch_model.bin")
@@ -69,9 +56,9 @@ def test_hf_bin_weights_with_a_hostile_pickle_are_refused(small_bert, tmp_path, 
 
 
 @pytest.mark.parametrize("config_file, key", [("config.json", "AutoModel"), ("tokenizer_config.json", "AutoTokenizer")])
-def test_hf_auto_map_to_code_in_the_directory_is_not_run(small_bert, tmp_path, marker, config_file, key):
+def test_hf_auto_map_to_code_in_the_directory_is_not_run(tiny_bert, tmp_path, marker, config_file, key):
     model = tmp_path / "bert"
-    shutil.copytree(small_bert, model)
+    shutil.copytree(tiny_bert, model)
     (model / "evil.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n"
                                    "from transformers import BertModel as Evil, BertTokenizer as EvilTok\n")
     config = json.loads((model / config_file).read_text())
@@ -119,7 +106,7 @@ def test_a_hostile_pickle_loaded_with_trust_pickle_is_named_for_what_it_is(tmp_p
     assert marker.exists()  # the user opted in: the code ran, and the message says so rather than "corrupt"
 
 
-def test_a_sequence_longer_than_the_model_takes_is_refused_in_one_line(small_bert, tmp_path):
-    result = invoke([small_bert, "--no-int8", "--seq-len", "128", "--out", tmp_path / "out", *FAST])
+def test_a_sequence_longer_than_the_model_takes_is_refused_in_one_line(tiny_bert, tmp_path):
+    result = invoke([tiny_bert, "--no-int8", "--seq-len", "128", "--out", tmp_path / "out", *FAST])
     assert_one_line_error(result, "--seq-len 128 is longer than the 64 positions", "--seq-len 64 or less")
     assert not (tmp_path / "out").exists()

@@ -34,19 +34,6 @@ FAST = ["--batch", "2", "--threads", "1", "--quiet", "--seq-len", "32"]
 
 
 @pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory, minilm_path):
-    """A small BERT with MiniLM's tokenizer, random weights: real tokens, seconds per run."""
-    import transformers as t
-
-    path = tmp_path_factory.mktemp("tiny") / "bert"
-    torch.manual_seed(0)
-    t.BertModel(t.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                             intermediate_size=64, max_position_embeddings=64)).save_pretrained(path)
-    t.AutoTokenizer.from_pretrained(minilm_path).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def distill_text(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "distill.txt"
     path.write_text("\n".join(calibration_texts()[:96]) + "\n")
