@@ -1,6 +1,6 @@
 """Shared fixtures: the digits CNN (bench.models.digits_cnn, the one the benchmarks train too)
-trained once and saved in every supported format, the bundled MiniLM sentence-embedding model,
-and the expensive end-to-end runs (each done once).
+trained once and saved in every supported format, a depthwise-separable CNN on the same digits,
+the bundled MiniLM sentence-embedding model, and the expensive end-to-end runs (each done once).
 
 Model classes live at module level (here, or in bench.models) so ``torch.save``/``torch.load``
 of a whole module can find them again.
@@ -43,6 +43,26 @@ class WiggleNet(nn.Module):
         return self.fc(wiggle(x))
 
 
+class DepthwiseDigitsCNN(nn.Module):
+    """A MobileNetV2-style CNN for the 1x8x8 digits: stem Conv + BatchNorm + ReLU6, one inverted
+    residual block (1x1 expand + ReLU6, depthwise 3x3 + ReLU6, 1x1 project, skip Add), 1x1 head
+    + ReLU, global average pool, Linear. The exporter folds each BatchNorm into its Conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU6())
+        self.expand = nn.Sequential(nn.Conv2d(16, 48, 1, bias=False), nn.BatchNorm2d(48), nn.ReLU6())
+        self.depthwise = nn.Sequential(nn.Conv2d(48, 48, 3, padding=1, groups=48, bias=False), nn.BatchNorm2d(48), nn.ReLU6())
+        self.project = nn.Sequential(nn.Conv2d(48, 16, 1, bias=False), nn.BatchNorm2d(16))
+        self.head = nn.Sequential(nn.Conv2d(16, 64, 1), nn.ReLU())
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        x = x + self.project(self.depthwise(self.expand(x)))
+        return self.fc(self.head(x).mean((2, 3)))
+
+
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     with torch.no_grad():
         return float((model(torch.from_numpy(x)).argmax(1).numpy() == y).mean())
@@ -65,6 +85,32 @@ def digits_cnn(digits_data):
     acc = accuracy(model, digits_data["x_test"], digits_data["y_test"])
     assert acc > 0.9, f"the digits CNN fixture only reached {acc:.3f} test accuracy"
     return model
+
+
+@pytest.fixture(scope="session")
+def depthwise_digits(digits_data, digits_spec):
+    """``DepthwiseDigitsCNN`` trained on the digits (one thread: the same weights every run), as a Model."""
+    from compress.core.model import Model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        module = train_digits_cnn(digits_data, epochs=20, seed=0, build=DepthwiseDigitsCNN)
+    finally:
+        torch.set_num_threads(threads)
+    acc = accuracy(module, digits_data["x_test"], digits_data["y_test"])
+    assert acc > 0.9, f"the depthwise digits CNN fixture only reached {acc:.3f} test accuracy"
+    return Model(module, digits_spec, "classification", Path("depthwise_digits"), "test")
+
+
+@pytest.fixture(scope="session")
+def depthwise_onnx(tmp_path_factory, depthwise_digits):
+    """``depthwise_digits`` exported to ONNX once, checked against PyTorch."""
+    from export.onnx.export import export_verified
+
+    path = tmp_path_factory.mktemp("depthwise_onnx") / "depthwise.onnx"
+    export_verified(depthwise_digits, path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ channel pruning) where the bundled MiniLM has none.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -41,10 +43,11 @@ def digits_split(seed: int = 0) -> dict[str, np.ndarray]:
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
-def train_digits_cnn(data: dict, epochs: int = 10, seed: int = 0) -> DigitsCNN:
-    """Adam, batches of 64, ``epochs`` passes over ``data["x_train"]``; the same weights for the same seed."""
+def train_digits_cnn(data: dict, epochs: int = 10, seed: int = 0, build: Callable[[], nn.Module] = DigitsCNN) -> nn.Module:
+    """Adam, batches of 64, ``epochs`` passes over ``data["x_train"]``; the same weights for the same seed.
+    ``build``: another architecture for the same 1x8x8 → 10 task (tests train a depthwise CNN this way)."""
     torch.manual_seed(seed)
-    model, xt, yt = DigitsCNN(), torch.from_numpy(data["x_train"]), torch.from_numpy(data["y_train"])
+    model, xt, yt = build(), torch.from_numpy(data["x_train"]), torch.from_numpy(data["y_train"])
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(epochs):
         model.train()

@@ -55,6 +55,7 @@ class Job:
     task: str | None = None
     model_passes: bool = False  # the directory's model.onnx is a pruned/distilled export, not the original's
     eval_file: Path | None = None  # the held-out file `compress` evaluated on, when the user gave one
+    calib_file: Path | None = None  # the file `compress` calibrated on (the quantize_static peer calibrates on it too)
     notes: list[str] = field(default_factory=list)
 
 
@@ -124,9 +125,9 @@ def _output_dir_job(path: Path) -> Job:
     passes = _changed_by_model_passes(manifest, path)
     if len(artifacts) == 1:
         raise BenchError(f"{path} holds nothing measurable besides its manifest; re-run `compress` to rebuild it")
-    eval_file = (manifest.get("data_files") or {}).get("evaluation")
-    return Job(job_name(path), path, reference, artifacts, manifest.get("inputs"), manifest.get("task"), passes,
-               Path(eval_file) if eval_file and Path(eval_file).is_file() else None)
+    files = manifest.get("data_files") or {}
+    eval_file, calib_file = (Path(files[k]) if files.get(k) and Path(files[k]).is_file() else None for k in ("evaluation", "calibration"))
+    return Job(job_name(path), path, reference, artifacts, manifest.get("inputs"), manifest.get("task"), passes, eval_file, calib_file)
 
 
 def _changed_by_model_passes(manifest: dict, path: Path) -> bool:

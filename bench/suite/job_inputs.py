@@ -9,8 +9,9 @@ from compress.core.spec import TensorSpec
 from compress.load.data import Dataset, default_data, latency_batches, load_data_file
 
 
-def job_inputs(job: Job, options) -> tuple[Model, Dataset, dict[int, list[dict]]]:
-    """(the reference model as loaded here, the evaluation batches, four latency batches per batch size)."""
+def job_inputs(job: Job, options) -> tuple[Model, Dataset, dict[int, list[dict]], list[dict] | None]:
+    """(the reference model as loaded here, the evaluation batches, four latency batches per batch size,
+    calibration batches for the quantize_static peer or None)."""
     model = reference_model(job, options)
     eval_file = options.eval or job.eval_file  # --eval wins over the file `compress` recorded
     try:
@@ -20,8 +21,15 @@ def job_inputs(job: Job, options) -> tuple[Model, Dataset, dict[int, list[dict]]
             evaluation = default_data(model, "evaluation", options.samples, 16, options.seq_len)
     except InputError as exc:
         raise BenchError(f"{job.name}: {exc}") from None
-    latency = latency_batches(model, options.batch_sizes, options.seq_len)
-    return model, evaluation, latency
+    latency = latency_batches(model, options.batch_sizes, options.seq_len, evaluation if eval_file is not None else None)
+    calib_file = options.calib or job.calib_file
+    calibration = None
+    if calib_file is not None and options.peers:
+        try:
+            calibration = load_data_file(calib_file, model, batch_size=16, seq_len=options.seq_len, samples=options.calib_samples).batches
+        except InputError as exc:
+            raise BenchError(f"{job.name}: calibration data: {exc}") from None
+    return model, evaluation, latency, calibration
 
 
 def reference_model(job: Job, options) -> Model:

@@ -43,6 +43,8 @@ class SuiteOptions:
     min_seconds: float = 2.0
     samples: int = 128
     eval: Path | None = None
+    calib: Path | None = None  # calibration inputs for the quantize_static peer [default: the file `compress` recorded]
+    calib_samples: int = 128
     peers: bool = True
     trust_pickle: bool = False
     input_specs: tuple = ()
@@ -88,14 +90,14 @@ def _run_job(job: Job, options: SuiteOptions, reasons: dict, work: Path, progres
 
     work.mkdir(parents=True)
     with progress.step(f"{job.name}: preparing held-out inputs"):
-        model, evaluation, latency = job_inputs(job, options)
+        model, evaluation, latency, calibration = job_inputs(job, options)
         metric = _metric(options, model, evaluation.labels)
         save_inputs(work / INPUTS_FILE, evaluation.batches, latency)
     artifacts = list(job.artifacts)
     skipped = [{"artifact": "*", "backend": b, "reason": r} for b, r in reasons.items() if r]
     if options.peers:
         with progress.step(f"{job.name}: building the peers"):
-            peers, notes = peer_artifacts(job, model, work)
+            peers, notes = peer_artifacts(job, model, work, calibration)
             artifacts[1:1] = peers
             skipped += [{"artifact": name, "backend": "*", "reason": why} for name, why in notes]
     plan = _plan(job, artifacts, options, reasons)

@@ -32,11 +32,12 @@ def bench_group():
 @click.option("--plots", "plots_dir", type=click.Path(path_type=Path), help="Write PNG plots into this directory.")
 @click.option("--force", is_flag=True, help="Replace existing --json/--markdown files.")
 @click.option("--eval", "eval_file", type=click.Path(path_type=Path), help="Held-out inputs (text, .npz or .jsonl; labels optional) [default: built-in held-out text, or inputs from the spec].")
+@click.option("--calib", "calib_file", type=click.Path(path_type=Path), help="Calibration inputs for the ORT quantize_static peer [default: the file `compress --calib` recorded].")
 @click.option("--samples", default=128, show_default=True, type=click.IntRange(1, 100_000), help="Held-out samples scored for retention.")
 @click.option("--seq-len", default=128, show_default=True, type=click.IntRange(2, 8192), help="Sequence length for text models.")
 @click.option("--threads", default=2, show_default=True, type=click.IntRange(1, 512), help="CPU threads for every backend.")
 @click.option("--min-seconds", default=2.0, show_default=True, type=click.FloatRange(0.01, 600), help="Minimum timed seconds per batch size (after warm-up and at least 10 runs).")
-@click.option("--peers/--no-peers", default=True, show_default=True, help="Also measure PyTorch dynamic INT8, ORT FP32 and ORT quantize_dynamic defaults.")
+@click.option("--peers/--no-peers", default=True, show_default=True, help="Also measure PyTorch dynamic INT8, ORT FP32, and ORT quantize_dynamic and quantize_static (given calibration data) with their defaults.")
 @click.option("--input", "inputs", multiple=True, metavar="NAME:SHAPE:DTYPE", help="Input spec where the file carries none (repeatable).")
 @click.option("--task", type=click.Choice(["embedding", "classification", "generic"]), help="Retention metric [default: detected].")
 @click.option("--metric", default=None, metavar="NAME|module:function", help="The task metric scored for every row, as `compress --metric` takes it [default: by task].")
@@ -44,15 +45,15 @@ def bench_group():
 @click.option("--trust-pickle", is_flag=True, help="Allow loading a pickled model (runs code from the file).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
-def run_command(paths, backends, batch_sizes, json_out, md_out, plots_dir, force, eval_file, samples, seq_len, threads,
+def run_command(paths, backends, batch_sizes, json_out, md_out, plots_dir, force, eval_file, calib_file, samples, seq_len, threads,
                 min_seconds, peers, inputs, task, metric, charset, trust_pickle, quiet, debug):
     """Measure every artifact of every PATH (model file, HF directory, engine, or `compress` output directory)."""
     guarded(debug, lambda: _run(paths, backends, batch_sizes, json_out, md_out, plots_dir, force, eval_file, samples, seq_len,
-                                 threads, min_seconds, peers, inputs, task, trust_pickle, quiet, metric, charset))
+                                 threads, min_seconds, peers, inputs, task, trust_pickle, quiet, metric, charset, calib_file))
 
 
 def _run(paths, backends, batch_text, json_out, md_out, plots_dir, force, eval_file, samples, seq_len, threads, min_seconds,
-         peers, inputs, task, trust_pickle, quiet, metric=None, charset=None):
+         peers, inputs, task, trust_pickle, quiet, metric=None, charset=None, calib_file=None):
     from bench.backends.registry import parse_backends
     from bench.reporting.markdown import markdown_report
     from bench.reporting.schema import new_file, write_results
@@ -70,7 +71,7 @@ def _run(paths, backends, batch_text, json_out, md_out, plots_dir, force, eval_f
     options = SuiteOptions(backends=chosen, explicit_backends=explicit, batch_sizes=parse_batch_sizes(batch_text), seq_len=seq_len,
                            threads=threads, min_seconds=min_seconds, samples=samples, eval=eval_file, peers=peers,
                            trust_pickle=trust_pickle, input_specs=tuple(parse_input_spec(t) for t in inputs), task=task,
-                           metric=metric, charset=charset)
+                           metric=metric, charset=charset, calib=calib_file)
     result = run_suite(list(paths), options, Progress(quiet=quiet))
     data = new_file([result.data])
     if json_out is not None:

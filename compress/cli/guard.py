@@ -17,6 +17,9 @@ import click
 from compress.core.errors import CompressError
 
 
+INTERNAL_ERROR = 70  # EX_SOFTWARE: distinct from input errors (2) and a result outside the tolerance (3)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM arrived: unwind as Ctrl-C does (every KeyboardInterrupt handler applies)."""
 
@@ -36,6 +39,15 @@ def guarded(debug: bool, action) -> None:
         resume = f"; the distillation saved {checkpoint}: run the same command with --resume to continue" if checkpoint else ""
         click.echo(f"{signal_name}; no output was written{resume}", err=True)
         sys.exit(143 if isinstance(exc, Terminated) else 130)
+    except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        raise
+    except Exception as exc:  # a bug, or a runtime (ONNX Runtime, PyTorch) failing in a way no check foresaw
+        if debug:
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        click.echo(f"error: unexpected {type(exc).__name__}: {first[:400]}; no output was written. This is a bug in compress "
+                   "or a runtime it calls: rerun with --debug and report the traceback", err=True)
+        sys.exit(INTERNAL_ERROR)
 
 
 @contextlib.contextmanager

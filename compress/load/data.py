@@ -73,16 +73,34 @@ def default_data(model: Model, purpose: str, samples: int, batch_size: int, seq_
     return synthetic(model, purpose, samples, batch_size, seq_len)
 
 
-def latency_batches(model: Model, batch_sizes, seq_len: int) -> dict[int, list[Batch]]:
+def latency_batches(model: Model, batch_sizes, seq_len: int, data: Dataset | None = None) -> dict[int, list[Batch]]:
     """Four different held-out batches of exactly each batch size, so latency is not timed on one
-    cached input, nor a "batch 1000" on the few hundred texts the built-in source has left."""
+    cached input, nor a "batch 1000" on the few hundred texts the built-in source has left.
+
+    A model without a tokenizer is timed on ``data`` (the user's held-out file) where given: its
+    inputs have the real shapes, where the spec's dynamic axes (an OCR model's height and width)
+    would otherwise be filled with a guess."""
     check_sequence_length(model, seq_len)
     check_batches_fit(model, batch_sizes, seq_len)
     if model.tokenizer is None:
+        cut = {bs: batches_from(data, bs) for bs in batch_sizes} if data is not None and data.batches else {}
+        if cut and all(cut.values()):
+            return cut
         return {bs: synthetic(model, "evaluation", 4 * bs, bs, seq_len).batches for bs in batch_sizes}
     texts = evaluation_texts()
     return {bs: [tokenize(model, [texts[(b * bs + i) % len(texts)] for i in range(bs)], seq_len) for b in range(4)]
             for bs in batch_sizes}
+
+
+def batches_from(data: Dataset, batch_size: int, count: int = 4) -> list[Batch]:
+    """``count`` batches of exactly ``batch_size`` samples, cycling through ``data``; empty where its
+    samples differ in shape and cannot be stacked."""
+    samples = [{name: batch[name][i] for name in batch} for batch in data.batches for i in range(len(next(iter(batch.values()))))]
+    try:
+        return [{name: np.stack([samples[(b * batch_size + i) % len(samples)][name] for i in range(batch_size)]) for name in samples[0]}
+                for b in range(count)]
+    except ValueError:
+        return []
 
 
 def split_off(data: Dataset, samples: int) -> tuple[Dataset, Dataset]:

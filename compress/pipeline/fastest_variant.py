@@ -7,6 +7,7 @@ keep the one that measures fastest on this machine, on a real batch.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +31,18 @@ def session_p50(session, inputs: dict[str, np.ndarray]) -> float:
 
 
 def pick_fastest(variants: dict[str, tuple[Path, tuple[str, ...]]], inputs: dict[str, np.ndarray], threads: int | None,
-                 margin: float = 0.0) -> tuple[str, dict[str, float]]:
+                 margin: float = 0.0, allowed: Collection[str] | None = None) -> tuple[str, dict[str, float]]:
     """(the fastest variant's name, every variant's trial p50). ``variants``: name -> (file, ONNX
     Runtime optimizers disabled at load). The first variant is the plain one: another must beat it
-    by ``margin`` (0.03: 3%) to be chosen, so a tie keeps the simpler graph."""
+    by ``margin`` (0.03: 3%) to be chosen, so a tie keeps the simpler graph. ``allowed``: the names
+    that may be chosen (all by default; the first allowed one then counts as the plain one); every
+    variant is still timed, for the report. A single variant has nothing to beat and is not timed."""
+    if len(variants) == 1:
+        return next(iter(variants)), {}
     times = {name: trial_p50(path, inputs, threads, disabled) for name, (path, disabled) in variants.items()}
-    first = next(iter(variants))
-    best = min(times, key=times.get)
+    names = [name for name in variants if allowed is None or name in allowed]
+    first = names[0]
+    best = min(names, key=times.get)
     if times[best] > (1 - margin) * times[first]:
         best = first
     return best, times

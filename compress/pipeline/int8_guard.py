@@ -68,6 +68,8 @@ def guard_int8(state, int8_path: Path, disabled_optimizers, section: dict,
                                          alphas=alphas, include_dynamic=include_dynamic))
     chosen = searched["search"]["chosen"]
     state.progress.say(f"  guard: kept {chosen['candidate']} ({metric.name} drop {describe(metric, chosen['drop'])} on validation)")
+    if chosen.get("float_layers"):
+        state.progress.say(f"  guard: left in float (see report.json int8.search.sensitivity): {', '.join(chosen['float_layers'])}")
     return {**searched, "guard": {**guard, "escalated": True, "chosen": chosen["candidate"], "chosen_validation_drop": chosen["drop"]}}
 
 

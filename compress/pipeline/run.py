@@ -24,6 +24,7 @@ from compress.pipeline.measure import measure_onnx, measure_torch
 from compress.pipeline.options import RunOptions, RunResult
 from compress.pipeline.plan import plan_recipe
 from compress.pipeline.report import report_header, write_report
+from compress.pipeline.int8_decisions import int8_decisions
 from compress.pipeline.run_data import RunData, check_data_paths, data_files
 from compress.pipeline.state import RunState
 from compress.pipeline.steps.model_passes import after_model_pass, checkpoint_dir_for
@@ -70,7 +71,8 @@ def run(model: Model, recipe: list[StepConfig], options: RunOptions, progress: P
         manifest = write_manifest(
             stage, recipe=[c.to_json() for c in recipe], model=report["model"],
             inputs=[s.to_json() for s in model.inputs], outputs=list(model.output_names),
-            extra={"task": model.task, "settings": report["settings"], "runtime": state.runtime, "data_files": data_files(options)},
+            extra={"task": model.task, "settings": report["settings"], "runtime": state.runtime, "data_files": data_files(options),
+                   **({"int8": int8_decisions(report["int8"])} if "int8" in report else {})},
         )
     if any(isinstance(c, DistillConfig) for c in recipe) and options.checkpoint_dir is None:
         shutil.rmtree(checkpoint_dir_for(options), ignore_errors=True)  # the run succeeded: nothing left to resume

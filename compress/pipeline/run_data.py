@@ -20,7 +20,10 @@ from compress.load.data import (
 )
 from compress.pipeline.options import RunOptions
 
-VALIDATION_SAMPLES = 64
+VALIDATION_SAMPLES = 64  # from the built-in source, or the least taken from a short --eval file
+# The most read from the head of --eval for validation: a task metric that counts answers needs
+# hundreds of samples before a 1-point tolerance means anything (on 64, one answer is 1.6 points).
+MAX_VALIDATION_SAMPLES = 512
 
 
 @dataclass
@@ -37,14 +40,15 @@ class RunData:
     def prepare(cls, model: Model, options: RunOptions, with_validation: bool) -> "RunData":
         check_sequence_length(model, options.seq_len)  # before any text is tokenized to it
         # the user's file gives the validation samples too: read them on top of the evaluation samples
-        extra = VALIDATION_SAMPLES if with_validation and options.eval is not None else 0
+        extra = MAX_VALIDATION_SAMPLES if with_validation and options.eval is not None else 0
         evaluation, validation = evaluation_data(model, options, extra), None
         if with_validation:
             validation, evaluation = validation_split(model, evaluation, options.eval is not None, options.seq_len, options.eval_samples)
         metric = resolve_metric(options.metric, model.task, evaluation.labels, _charset(model, options))
         if metric.needs_labels and evaluation.labels is None:  # said now, not after export and quantization
             raise InputError(f"the {metric.name} metric needs labels; give --eval data with labels (labels in .npz, label in .jsonl)")
-        return cls(evaluation, validation, latency_batches(model, options.batch_sizes, options.seq_len), model, options, metric)
+        timed_on = (validation or evaluation) if options.eval is not None else None  # real inputs in their real shapes
+        return cls(evaluation, validation, latency_batches(model, options.batch_sizes, options.seq_len, timed_on), model, options, metric)
 
     def calibration(self, samples: int) -> Dataset:
         """The first ``samples`` calibration samples: from --calib, else the built-in calibration source."""

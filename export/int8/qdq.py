@@ -1,14 +1,17 @@
 """Insert QuantizeLinear/DequantizeLinear pairs around the weighted ops of an FP32 ONNX graph.
 
-Only the inputs of MatMul, Gemm and Conv nodes whose weight is a constant are quantized:
-the activation gets a Q→DQ pair with a per-tensor scale from calibration, the weight is stored
-as INT8, symmetric, one scale per output channel, behind a DequantizeLinear. Biases, LayerNorm,
+The inputs of MatMul, Gemm and Conv nodes whose weight is a constant are quantized: the
+activation gets a Q→DQ pair with a per-tensor scale from calibration, the weight is stored as
+INT8, symmetric, one scale per output channel, behind a DequantizeLinear. Biases, LayerNorm,
 Softmax, GELU and the attention core (a MatMul of two activations) stay float. This is the form
-TensorRT's explicit quantization reads, and ONNX Runtime fuses it into integer kernels.
+TensorRT's explicit quantization reads, and ONNX Runtime fuses it into integer kernels. Named
+tensors can also be quantized where they are made (``outputs``; see ``export.int8.conv_outputs``),
+which ONNX Runtime needs to run a Conv as an integer QLinearConv.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,57 +90,73 @@ def quantize_weight(weight: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarr
 
 
 def insert_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], nodes: list[WeightedNode],
-               scheme: QuantScheme) -> onnx.ModelProto:
-    """A copy of ``model`` with Q/DQ on the inputs of ``nodes``; ``ranges`` maps activation names to (lo, hi)."""
+               scheme: QuantScheme, outputs: Sequence[str] = ()) -> onnx.ModelProto:
+    """A copy of ``model`` with Q/DQ on the inputs of ``nodes`` and right after each tensor in
+    ``outputs``, which every reader then reads dequantized (one pair per tensor, shared with a
+    weighted node that reads it); ``ranges`` maps those tensor names to (lo, hi)."""
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
-    inits = {i.name: i for i in graph.initializer}
-    by_name = {n.name: n for n in nodes}
-    missing = sorted({n.activation for n in nodes} - set(ranges))
+    missing = sorted(({n.activation for n in nodes} | set(outputs)) - set(ranges))
     if missing:
-        raise ValueError(f"no calibrated range for activation {missing[0]}")
-    new_inits, weight_dq, act_dq = [], {}, {}
-    zero_type = scheme.activation_type
-
-    def weight_input(w: WeightedNode) -> str:
-        key = (w.weight, w.axis)
-        if key not in weight_dq:
-            q, scale = quantize_weight(numpy_helper.to_array(inits[w.weight]), w.axis)
-            base = f"{w.weight}_{w.axis}"
-            new_inits.extend([numpy_helper.from_array(q, f"{base}_int8"), numpy_helper.from_array(scale, f"{base}_scale"),
-                              numpy_helper.from_array(np.zeros(scale.shape, np.int8), f"{base}_zero_point")])
-            weight_dq[key] = helper.make_node("DequantizeLinear", [f"{base}_int8", f"{base}_scale", f"{base}_zero_point"],
-                                              [f"{base}_dequantized"], name=f"{base}_DequantizeLinear", axis=w.axis)
-        return weight_dq[key].output[0]
-
-    def activation_input(name: str) -> tuple[str, list]:
-        if name in act_dq:
-            return act_dq[name], []
-        scale, zero = activation_params(*ranges[name], scheme)
-        zero_np = np.array(zero, np.uint8 if zero_type == TensorProto.UINT8 else np.int8)
-        new_inits.extend([numpy_helper.from_array(np.array(scale, np.float32), f"{name}_scale"),
-                          numpy_helper.from_array(zero_np, f"{name}_zero_point")])
-        q = helper.make_node("QuantizeLinear", [name, f"{name}_scale", f"{name}_zero_point"], [f"{name}_quantized"], name=f"{name}_QuantizeLinear")
-        dq = helper.make_node("DequantizeLinear", [f"{name}_quantized", f"{name}_scale", f"{name}_zero_point"],
-                              [f"{name}_dequantized"], name=f"{name}_DequantizeLinear")
-        act_dq[name] = dq.output[0]
-        return dq.output[0], [q, dq]
-
+        raise ValueError(f"no calibrated range for tensor {missing[0]}")
+    quantizer = _Quantizer(graph, ranges, scheme)
+    by_name, at_source = {n.name: n for n in nodes}, set(outputs)
     rebuilt = []
     for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in at_source:  # made (and quantized) earlier: the graph is in topological order
+                node.input[i] = quantizer.act_dq[name]
         target = by_name.get(node.name)
         if target is not None:
-            act, added = activation_input(target.activation)
-            rebuilt.extend(added)
-            node.input[0] = act
-            node.input[1] = weight_input(target)
+            node.input[0] = quantizer.activation(target.activation, rebuilt)
+            node.input[1] = quantizer.weight(target)
         rebuilt.append(node)
+        for name in node.output:
+            if name in at_source:
+                quantizer.activation(name, rebuilt)
     del graph.node[:]
-    graph.node.extend([*weight_dq.values(), *rebuilt])
-    graph.initializer.extend(new_inits)
+    graph.node.extend([*quantizer.weight_dq.values(), *rebuilt])
+    graph.initializer.extend(quantizer.new_inits)
     _drop_unused_initializers(graph)
     return out
+
+
+class _Quantizer:
+    """Makes the Q/DQ nodes and their initializers for ``insert_qdq``, one set per tensor."""
+
+    def __init__(self, graph: onnx.GraphProto, ranges: dict[str, tuple[float, float]], scheme: QuantScheme):
+        self.inits = {i.name: i for i in graph.initializer}
+        self.ranges, self.scheme = ranges, scheme
+        self.new_inits: list[onnx.TensorProto] = []
+        self.weight_dq: dict[tuple[str, int], onnx.NodeProto] = {}
+        self.act_dq: dict[str, str] = {}  # tensor -> its dequantized copy
+
+    def weight(self, w: WeightedNode) -> str:
+        """The dequantized INT8 copy of ``w``'s weight (its DQ node goes ahead of the graph)."""
+        key = (w.weight, w.axis)
+        if key not in self.weight_dq:
+            q, scale = quantize_weight(numpy_helper.to_array(self.inits[w.weight]), w.axis)
+            base = f"{w.weight}_{w.axis}"
+            self.new_inits.extend([numpy_helper.from_array(q, f"{base}_int8"), numpy_helper.from_array(scale, f"{base}_scale"),
+                                   numpy_helper.from_array(np.zeros(scale.shape, np.int8), f"{base}_zero_point")])
+            self.weight_dq[key] = helper.make_node("DequantizeLinear", [f"{base}_int8", f"{base}_scale", f"{base}_zero_point"],
+                                                   [f"{base}_dequantized"], name=f"{base}_DequantizeLinear", axis=w.axis)
+        return self.weight_dq[key].output[0]
+
+    def activation(self, name: str, nodes: list[onnx.NodeProto]) -> str:
+        """The dequantized copy of activation ``name``; its Q/DQ pair is appended to ``nodes`` the first time."""
+        if name not in self.act_dq:
+            scale, zero = activation_params(*self.ranges[name], self.scheme)
+            zero_np = np.array(zero, np.uint8 if self.scheme.activation_type == TensorProto.UINT8 else np.int8)
+            self.new_inits.extend([numpy_helper.from_array(np.array(scale, np.float32), f"{name}_scale"),
+                                   numpy_helper.from_array(zero_np, f"{name}_zero_point")])
+            nodes.append(helper.make_node("QuantizeLinear", [name, f"{name}_scale", f"{name}_zero_point"], [f"{name}_quantized"],
+                                          name=f"{name}_QuantizeLinear"))
+            nodes.append(helper.make_node("DequantizeLinear", [f"{name}_quantized", f"{name}_scale", f"{name}_zero_point"],
+                                          [f"{name}_dequantized"], name=f"{name}_DequantizeLinear"))
+            self.act_dq[name] = f"{name}_dequantized"
+        return self.act_dq[name]
 
 
 def _drop_unused_initializers(graph: onnx.GraphProto) -> None:

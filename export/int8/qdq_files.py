@@ -3,9 +3,9 @@
 Both files come from the same FP32 graph and the same activation ranges. The CPU file keeps
 activations as uint8 with a zero point (the fast u8·s8 path of ONNX Runtime's x86 kernels) and
 is the QDQ graph after ONNX Runtime's own QDQ→integer fusions (QuantizeLinear +
-MatMulIntegerToFloat, QLinearConv), saved once so it loads without them. The TensorRT file is
-the QDQ graph itself, int8 symmetric with zero points 0, and is checked for TensorRT
-compatibility before it is written.
+MatMulIntegerToFloat; QLinearConv and QLinearAdd where the Convs' outputs are quantized too),
+saved once so it loads without them. The TensorRT file is the QDQ graph itself, int8 symmetric
+with zero points 0, and is checked for TensorRT compatibility before it is written.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from __future__ import annotations
 import ast
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 
 from compress.core.errors import QuantizationError
+from export.int8.conv_outputs import conv_output_tensors
 from export.int8.observers import RangeObserver
 from export.int8.qdq import CPU_SCHEME, TENSORRT_SCHEME, QuantScheme, WeightedNode, insert_qdq, quantize_embedding_tables, weighted_nodes
 
@@ -66,14 +68,25 @@ def select_groups(groups: list[NodeGroup], keep_float: set[str]) -> tuple[list[W
     return nodes, sorted(keep_float)
 
 
-def ranges_for(observers: dict[str, RangeObserver], nodes: list[WeightedNode], method: str, percentile: float,
+def calibration_tensors(model: onnx.ModelProto, groups: list[NodeGroup]) -> list[str]:
+    """Every tensor a CPU or TensorRT file may quantize: the weighted nodes' inputs and the
+    quantized Convs' outputs (none in a graph without Conv, so a transformer calibrates nothing more)."""
+    nodes = [w for g in groups for w in g.nodes]
+    return sorted({w.activation for w in nodes} | set(conv_output_tensors(model, nodes)))
+
+
+def ranges_for(observers: dict[str, RangeObserver], tensors: Iterable[str], method: str, percentile: float,
                scheme: QuantScheme) -> dict[str, tuple[float, float]]:
-    names = {w.activation for w in nodes}
-    return {name: observers[name].range(method, scheme.symmetric, percentile) for name in names}
+    return {name: observers[name].range(method, scheme.symmetric, percentile) for name in set(tensors)}
 
 
-def write_qdq(fp32: onnx.ModelProto, observers, nodes, method: str, percentile: float, scheme: QuantScheme, out_path: Path) -> None:
-    qdq = insert_qdq(fp32, ranges_for(observers, nodes, method, percentile, scheme), nodes, scheme)
+def write_qdq(fp32: onnx.ModelProto, observers, nodes, method: str, percentile: float, scheme: QuantScheme, out_path: Path,
+              conv_outputs: bool = False) -> None:
+    """``conv_outputs``: also quantize the Convs' outputs, so ONNX Runtime runs them as QLinearConv
+    (for the CPU file; the TensorRT file keeps Q/DQ on the inputs only)."""
+    outputs = conv_output_tensors(fp32, nodes) if conv_outputs else []
+    ranges = ranges_for(observers, [*(w.activation for w in nodes), *outputs], method, percentile, scheme)
+    qdq = insert_qdq(fp32, ranges, nodes, scheme, outputs)
     if scheme is CPU_SCHEME:
         qdq = quantize_embedding_tables(qdq)
     _save(qdq, out_path)
@@ -82,7 +95,8 @@ def write_qdq(fp32: onnx.ModelProto, observers, nodes, method: str, percentile: 
 def write_tensorrt_qdq(fp32: onnx.ModelProto, observers, nodes, method: str, percentile: float, out_path: Path) -> None:
     from export.tensorrt.qdq_check import require_tensorrt_qdq
 
-    qdq = insert_qdq(fp32, ranges_for(observers, nodes, method, percentile, TENSORRT_SCHEME), nodes, TENSORRT_SCHEME)
+    ranges = ranges_for(observers, [w.activation for w in nodes], method, percentile, TENSORRT_SCHEME)
+    qdq = insert_qdq(fp32, ranges, nodes, TENSORRT_SCHEME)
     require_tensorrt_qdq(qdq, out_path.name)
     _save(qdq, out_path)
 

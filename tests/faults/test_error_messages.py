@@ -32,3 +32,19 @@ def test_build_engine_on_a_missing_file_says_it_does_not_exist(tmp_path):
     result = CliRunner().invoke(main, ["build-engine", str(tmp_path / "model.int8.qdq.onnx")])
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
     assert "does not exist" in result.stderr and "not an ONNX file" not in result.stderr
+
+
+def test_an_unforeseen_runtime_failure_is_one_line_with_exit_70_and_nothing_written(digits_files, tmp_path, monkeypatch):
+    """A runtime raising what no check foresaw (here ONNX Runtime during the INT8 step) is not a traceback."""
+    import compress.pipeline.steps.onnx_static_int8 as step
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : Non-zero status code returned while running QLinearAdd node\nmore detail")
+
+    monkeypatch.setattr(step, "_build", broken)
+    out = tmp_path / "out"
+    result = invoke([digits_files["torchscript"], "--input", "x:1x1x8x8:float32", "--calib", digits_files["calib"], "--out", out, *FAST])
+    assert result.exit_code == 70, (result.output, result.exception)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: unexpected RuntimeError: [ONNXRuntimeError]") and "--debug" in lines[0]
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

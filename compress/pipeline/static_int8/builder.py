@@ -18,8 +18,17 @@ from compress.core.model import Model, clone_model
 from compress.passes.smoothquant import SmoothQuantConfig, smooth_quant_
 from compress.pipeline.static_int8.config import Int8StaticConfig
 from export.int8.calibrate import calibrate_onnx
+from export.int8.conv_outputs import conv_output_tensors
 from export.int8.qdq import CPU_SCHEME
-from export.int8.qdq_files import NodeGroup, node_groups, select_groups, write_cpu_integer, write_qdq, write_tensorrt_qdq
+from export.int8.qdq_files import (
+    NodeGroup,
+    calibration_tensors,
+    node_groups,
+    select_groups,
+    write_cpu_integer,
+    write_qdq,
+    write_tensorrt_qdq,
+)
 from export.onnx.export import export_verified
 
 
@@ -62,7 +71,7 @@ class StaticInt8Builder:
         groups = node_groups(graph)
         if not groups:
             raise QuantizationError("the model has no MatMul, Gemm or Conv with constant weights; there is nothing to quantize")
-        observers = calibrate_onnx(fp32_path, sorted({g.activation for g in groups}), self.forward_loop, self.threads)
+        observers = calibrate_onnx(fp32_path, calibration_tensors(graph, groups), self.forward_loop, self.threads)
         self._prepared[alpha] = Prepared(fp32_path, graph, groups, observers, smoothing)
         return self._prepared[alpha]
 
@@ -74,21 +83,31 @@ class StaticInt8Builder:
             keep |= set([r for r in ranking if r not in keep][: config.keep_float_count])
         return keep
 
+    def has_conv_outputs(self, config: Int8StaticConfig, keep: set[str]) -> bool:
+        """Whether quantizing the Convs' outputs changes this configuration's CPU file (the graph has quantized Convs)."""
+        prep = self.prepare(config.smoothquant_alpha)
+        return bool(conv_output_tensors(prep.graph, select_groups(prep.groups, keep)[0]))
+
     def write_cpu_qdq(self, config: Int8StaticConfig, out_path: Path, keep: set[str]) -> Prepared:
-        """The CPU-scheme QDQ graph (ONNX Runtime fuses it at load): what the search measures."""
+        """The CPU-scheme QDQ graph (ONNX Runtime fuses it at load): what the search measures. The
+        Convs' outputs are quantized too: that makes a CNN's file integer, so it is the form the
+        final build usually keeps, and the search scores and times the file it will most likely
+        build. The final build also writes the plain form and keeps it where it is faster or the
+        other costs accuracy (``compress.pipeline.steps.onnx_static_int8``)."""
         prep = self.prepare(config.smoothquant_alpha)
         nodes, _ = select_groups(prep.groups, keep)
-        write_qdq(prep.graph, prep.observers, nodes, config.method, config.percentile, CPU_SCHEME, out_path)
+        write_qdq(prep.graph, prep.observers, nodes, config.method, config.percentile, CPU_SCHEME, out_path, conv_outputs=True)
         return prep
 
     def build(self, config: Int8StaticConfig, cpu_path: Path, qdq_path: Path | None, keep: set[str],
-              disabled_optimizers: tuple[str, ...] = ()) -> dict:
+              disabled_optimizers: tuple[str, ...] = (), conv_outputs: bool = False) -> dict:
+        """``conv_outputs``: the CPU file quantizes the Convs' outputs too (QLinearConv); the TensorRT file never does."""
         prep = self.prepare(config.smoothquant_alpha)
         nodes, kept = select_groups(prep.groups, keep)
         if qdq_path is not None:  # first: a graph TensorRT would reject stops here, with every violation named
             write_tensorrt_qdq(prep.graph, prep.observers, nodes, config.method, config.percentile, qdq_path)
         staging = cpu_path.with_suffix(".qdq-cpu.onnx")
-        write_qdq(prep.graph, prep.observers, nodes, config.method, config.percentile, CPU_SCHEME, staging)
+        write_qdq(prep.graph, prep.observers, nodes, config.method, config.percentile, CPU_SCHEME, staging, conv_outputs)
         write_cpu_integer(staging, cpu_path, disabled_optimizers)
         staging.unlink()
         return {"config": config.to_json(), "describe": config.describe(), "quantized_layers": len(prep.groups) - len(kept),

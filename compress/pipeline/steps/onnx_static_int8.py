@@ -3,8 +3,8 @@ or the accuracy-aware search.
 
 Writes ``model.int8.onnx`` (integer ops for ONNX Runtime on CPU) and, for the TensorRT target,
 ``model.int8.qdq.onnx`` into the staged output. Calibration batches stream through a forward
-loop; validation data (for the search and the sensitivity analysis) is held out from both
-calibration and the final evaluation.
+loop; validation data (for the search, the sensitivity analysis and the choice between graph
+variants whose answers differ) is held out from both calibration and the final evaluation.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from compress.core.errors import QuantizationError
 from compress.core.forward_loop import forward_loop_over
 from compress.core.registry import register_handler
 from compress.load.data import Dataset
-from compress.pipeline.fastest_variant import pick_fastest
-from compress.pipeline.int8_guard import evaluator, guard_int8
+from compress.pipeline.int8_guard import describe, evaluator, guard_int8, tolerance_for
 from compress.pipeline.state import RunState
 from compress.pipeline.static_int8.builder import StaticInt8Builder
-from compress.pipeline.static_int8.config import QDQ_FILE, Int8SearchConfig, Int8StaticConfig
+from compress.pipeline.static_int8.config import Int8SearchConfig, Int8StaticConfig
 from compress.pipeline.static_int8.search import search_int8, sensitivity_ranking
-from export.int8.ort_quantize import NO_SKIP_LAYER_NORM, OnnxInt8Config, quantize_onnx_int8
+from compress.pipeline.static_int8.variants import build_fastest
+from export.int8.ort_quantize import OnnxInt8Config, quantize_onnx_int8
 
 
 @register_handler(Int8StaticConfig, Int8SearchConfig)
@@ -81,25 +81,18 @@ def _build(config: Int8StaticConfig | Int8SearchConfig, state: RunState, calibra
                 ranking = sensitivity_ranking(builder, config, evaluate, work, lambda: False, progress.say)
                 keep = builder.keep_set(config, ranking)
                 section["sensitivity"] = builder.sensitivity
-        section.update(_build_fastest(builder, chosen, keep, stage, trial_batch, threads))
+        tolerance = config.max_drop if isinstance(config, Int8SearchConfig) else tolerance_for(state.data.metric, state.options)
+        section.update(build_fastest(builder, chosen, keep, stage, evaluate, tolerance))
+        if section["variant_trial_p50_ms"]:
+            progress.say(_variant_line(section, state.data.metric))
     return section
 
 
-def _build_fastest(builder: StaticInt8Builder, config: Int8StaticConfig, keep: set[str], stage: Path, trial_batch: dict, threads: int) -> dict:
-    """Write the chosen configuration, with ONNX Runtime's SkipLayerNormalization fusion folded in
-    or not, whichever measures faster here (its kernel is slower than LayerNorm + Add on some CPUs)."""
-    qdq = stage / QDQ_FILE if config.target == "tensorrt" else None
-    built = {}
-    for i, (label, disabled) in enumerate((("with SkipLayerNorm fusion", ()), ("without SkipLayerNorm fusion", NO_SKIP_LAYER_NORM))):
-        path = stage / f"trial-{i}.int8.onnx"
-        info = builder.build(config, path, qdq if i == 0 else None, keep, disabled)  # the QDQ file is the same for both
-        built[label] = (path, disabled, info)
-    best, times = pick_fastest({label: (path, disabled) for label, (path, disabled, _) in built.items()}, trial_batch, threads)
-    path, disabled, info = built[best]
-    path.replace(stage / config.outputs()["onnx-int8"])
-    for other, _, _ in built.values():
-        other.unlink(missing_ok=True)
-    return {**info, "onnxruntime_disabled_optimizers": list(disabled), "transformer_fusions": False, "variant_trial_p50_ms": times}
+def _variant_line(section: dict, metric) -> str:
+    """The graph variant kept, with every variant's trial p50 and, where their answers differ, validation drop."""
+    timed = ", ".join(f"{label} {p50:.1f} ms" for label, p50 in section["variant_trial_p50_ms"].items())
+    drops = ", ".join(f"{label} {describe(metric, drop)}" for label, drop in section.get("variant_validation_drop", {}).items())
+    return f"  kept the {section['variant']} graph (trial p50: {timed}" + (f"; validation drop: {drops})" if drops else ")")
 
 
 def _dynamic_candidate(fp32_path: Path, out_path: Path) -> Path | None:

@@ -118,3 +118,18 @@ def test_run_suite_builds_the_transformer_peers_from_the_original(minilm_path):
     dynamic = rows[("peer:pytorch-dynamic-int8", "torch-cpu-fp32")]
     assert dynamic["precision"] == "int8" and 0.8 < dynamic["retention"]["mean_cosine"] < 0.9999
     assert dynamic["size_bytes"] < rows[("original", "torch-cpu-fp32")]["size_bytes"] / 1.4
+
+
+def test_run_suite_builds_the_quantize_static_peer_from_calibration_data(digits_onnx, digits_files):
+    result = run_suite([digits_onnx], _options("ort-cpu", batch_sizes=(2,), samples=64, eval=digits_files["eval"], calib=digits_files["calib"]))
+    static = _rows(result)[("peer:ort-quantize-static", "ort-cpu")]
+    assert static["precision"] == "int8" and static["retention"]["top1_agreement"] > 0.9  # ORT's defaults work on a small CNN
+    without = run_suite([digits_onnx], _options("ort-cpu", batch_sizes=(2,), samples=32))
+    reasons = {s["artifact"]: s["reason"] for s in without.data["jobs"][0]["skipped"]}
+    assert "no calibration data" in reasons["peer:ort-quantize-static"]
+
+
+def test_run_suite_takes_the_calibration_file_compress_recorded(digits_run):
+    from bench.suite.artifacts import discover
+
+    assert discover(digits_run.out_dir).calib_file is not None

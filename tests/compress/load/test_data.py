@@ -268,3 +268,18 @@ def test_latency_batches_of_a_model_without_tokenizer_are_exact(digits_ts_model)
 
     batches = latency_batches(digits_ts_model, (3,), seq_len=8)
     assert [len(b["x"]) for b in batches[3]] == [3] * 4
+
+
+def test_latency_batches_are_cut_from_the_held_out_data_in_its_real_shapes():
+    from compress.core.model import Model
+    from compress.core.spec import TensorSpec
+    from compress.load.data import Dataset, latency_batches
+
+    model = Model(None, (TensorSpec("x", ("batch", 3, "height", "width")),), "generic", None, "onnx")
+    images = np.arange(5 * 3 * 48 * 320, dtype=np.float32).reshape(5, 3, 48, 320)
+    held_out = Dataset([{"x": images[:3]}, {"x": images[3:]}], None, "lines.npz")
+    cut = latency_batches(model, (1, 4), 8, held_out)
+    assert [b["x"].shape for b in cut[4]] == [(4, 3, 48, 320)] * 4  # not the spec's guess of 8x8 pixels
+    np.testing.assert_array_equal(cut[4][1]["x"], images[[4, 0, 1, 2]])  # cycling through all five samples
+    guessed = latency_batches(model, (1,), 8)
+    assert guessed[1][0]["x"].shape == (1, 3, 8, 8)

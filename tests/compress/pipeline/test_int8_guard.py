@@ -52,3 +52,32 @@ def test_a_looser_max_drop_is_the_users_tolerance(digits_files, tmp_path, strict
                      "--calib", digits_files["calib"], "--eval", digits_files["eval"], "--out", out, *FAST])
     assert result.exit_code == 0, result.output
     assert json.loads((out / "report.json").read_text())["tolerance"]["tolerance"] == 0.99
+
+
+def test_sensitivity_ranks_the_nodes_of_an_onnx_input_and_the_manifest_says_what_stayed_float(digits_onnx, digits_files, tmp_path,
+                                                                                               strict_metric):
+    """Item 4: any graph, ONNX included, is ranked node group by node group on the task metric;
+    the float nodes the guard chose are in report.json and manifest.json with their scores."""
+    out = tmp_path / "out"
+    result = invoke([digits_onnx, "--metric", strict_metric, "--search-budget", "90s", "--calib", digits_files["calib"],
+                     "--eval", digits_files["eval"], "--out", out, *FAST])
+    assert result.exit_code == 3, result.output  # nothing meets the strict metric: the search ends with its best
+    report = json.loads((out / "report.json").read_text())
+    ranking = report["int8"]["search"]["sensitivity"]
+    assert len(ranking) >= 3 and {op for r in ranking for op in r["ops"]} >= {"Conv", "Gemm"}
+    keys = [(-r["drop_when_quantized_alone"], -r["output_error_when_quantized_alone"]) for r in ranking]
+    assert keys == sorted(keys) and all(r["output_error_when_quantized_alone"] > 0 for r in ranking)
+    decisions = json.loads((out / "manifest.json").read_text())["int8"]
+    assert decisions["decided_by"] == "the accuracy guard's search" and decisions["tolerance_met_on_validation"] is False
+    chosen = report["int8"]["search"]["chosen"]["float_layers"]
+    assert decisions["float_layers"] == chosen and set(decisions["why_float"]) == set(chosen)
+    if chosen:  # the float groups are the top of the ranking
+        assert set(chosen) == {r["layer"] for r in ranking[: len(chosen)]}
+
+
+def test_the_manifest_says_the_recipe_decided_when_the_guard_did_not_escalate(digits_files, tmp_path):
+    out = tmp_path / "out"
+    result = invoke([digits_files["pt2"], "--calib", digits_files["calib"], "--eval", digits_files["eval"], "--out", out, *FAST])
+    assert result.exit_code == 0, result.output
+    decisions = json.loads((out / "manifest.json").read_text())["int8"]
+    assert decisions["decided_by"] == "the recipe" and decisions["float_layers"] == [] and decisions["tolerance_met_on_validation"] is True

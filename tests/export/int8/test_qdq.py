@@ -91,3 +91,29 @@ def test_embedding_tables_become_int8_and_gather_the_same_rows():
     ids = np.array([0, 5, 999], np.int64)
     scale = np.abs(table).max() / 127
     np.testing.assert_allclose(_run(small, {"ids": ids}), table[ids], atol=scale / 2 + 1e-7)
+
+
+def test_a_tensor_quantized_where_made_has_one_pair_that_every_reader_reads():
+    """y feeds the second MatMul (whose input is quantized anyway) and the output Add: one Q/DQ pair
+    right after y serves both, so y is never quantized twice with two scales."""
+    rng = np.random.default_rng(3)
+    w1, w2 = rng.normal(size=(6, 6)).astype(np.float32), rng.normal(size=(6, 6)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["y"], name="mm1"), helper.make_node("MatMul", ["y", "w2"], ["z"], name="mm2"),
+             helper.make_node("Add", ["y", "z"], ["out"], name="add")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 6])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 6])],
+                              [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    x = rng.normal(size=(5, 6)).astype(np.float32)
+    y = x @ w1
+    ranges = {"x": (float(x.min()), float(x.max())), "y": (float(y.min()), float(y.max()))}
+    qdq = insert_qdq(model, ranges, weighted_nodes(model), CPU_SCHEME, outputs=["y"])
+    onnx.checker.check_model(qdq, full_check=True)
+    assert [n.input[0] for n in qdq.graph.node if n.op_type == "QuantizeLinear"] == ["x", "y"]
+    readers = [n for n in qdq.graph.node if "y" in n.input]
+    assert [n.op_type for n in readers] == ["QuantizeLinear"]  # everyone else reads the dequantized copy
+    sx, zx = activation_params(*ranges["x"], CPU_SCHEME)
+    sy, zy = activation_params(*ranges["y"], CPU_SCHEME)
+    (q1, s1), (q2, s2) = quantize_weight(w1, 1), quantize_weight(w2, 1)
+    y_q = _fake_quant(_fake_quant(x, sx, zx, 0, 255) @ (q1 * s1), sy, zy, 0, 255)
+    np.testing.assert_allclose(_run(qdq, {"x": x}), y_q + y_q @ (q2 * s2), rtol=1e-4, atol=1e-4)

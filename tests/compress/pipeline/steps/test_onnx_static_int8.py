@@ -1,6 +1,8 @@
-"""Static INT8, the accuracy-aware search and the TensorRT QDQ file, through the ``compress`` command."""
+"""Static INT8, the accuracy-aware search and the TensorRT QDQ file, through the ``compress`` command;
+the choice between graph variants, through the Python API."""
 
 import json
+from collections import Counter
 
 import numpy as np
 import onnx
@@ -9,6 +11,10 @@ import torch
 
 from compress.cli.parse import parse_duration, parse_fraction
 from compress.core.errors import ConfigError
+from compress.pipeline.options import RunOptions
+from compress.pipeline.run import run
+from compress.pipeline.static_int8.config import Int8StaticConfig
+from export.onnx.export import OnnxExportConfig
 from export.tensorrt.qdq_check import check_tensorrt_qdq
 from tests.compress.cli.test_compress_command import FAST, assert_one_line_error, invoke
 
@@ -102,3 +108,44 @@ def test_parse_fraction_and_duration_accept_the_documented_forms():
             parse_fraction(bad)
     with pytest.raises(ConfigError, match="search-budget"):
         parse_duration("soon")
+
+
+CONV_OUTPUTS = "Conv outputs quantized"
+
+
+def _float_convs_cost_time(path, inputs, threads, disabled):
+    """The variant trial's timing, made deterministic: 1 ms for each Conv left in float."""
+    return 1.0 + sum(n.op_type in ("Conv", "FusedConv") for n in onnx.load(str(path)).graph.node)
+
+
+def _static_int8_run(model, digits_files, out, monkeypatch, **options):
+    monkeypatch.setattr("compress.pipeline.fastest_variant.trial_p50", _float_convs_cost_time)
+    run_options = RunOptions(out_dir=out, calib=digits_files["calib"], eval=digits_files["eval"], batch_sizes=(1, 4),
+                             min_seconds=0.05, threads=1, **options)
+    return run(model, [OnnxExportConfig(), Int8StaticConfig(smoothquant_alpha=None)], run_options).report
+
+
+def test_a_depthwise_cnn_keeps_the_conv_output_variant_where_it_is_faster_and_accurate(depthwise_digits, digits_files, tmp_path,
+                                                                                        monkeypatch):
+    report = _static_int8_run(depthwise_digits, digits_files, tmp_path / "out", monkeypatch)
+    int8 = report["int8"]
+    assert set(int8["variant_trial_p50_ms"]) == {"plain", CONV_OUTPUTS}  # no LayerNorm: no SkipLayerNorm variant
+    assert int8["variant"] == CONV_OUTPUTS and int8["guard"]["escalated"] is False
+    assert int8["variant_validation_drop"][CONV_OUTPUTS] <= int8["guard"]["tolerance"]
+    ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "out" / "model.int8.onnx")).graph.node)
+    assert ops["QLinearConv"] == 5 and ops["Conv"] == ops["FusedConv"] == 0, ops
+    rows = {r["name"]: r for r in report["results"]}
+    assert rows["onnx-int8"]["retention"]["accuracy"] >= rows["onnx-fp32"]["retention"]["accuracy"] - 0.02
+
+
+def unchanged_logits(reference, outputs, labels):
+    """A metric no INT8 file meets: 1 - 100x the mean relative change of the logits."""
+    return 1.0 - 100 * float(np.abs(outputs - reference).mean() / np.abs(reference).mean())
+
+
+def test_a_faster_conv_output_variant_that_costs_accuracy_is_not_kept(depthwise_digits, digits_files, tmp_path, monkeypatch):
+    report = _static_int8_run(depthwise_digits, digits_files, tmp_path / "out", monkeypatch, metric=unchanged_logits, search_budget=1.0)
+    int8 = report["int8"]
+    drops, times = int8["variant_validation_drop"], int8["variant_trial_p50_ms"]
+    assert drops[CONV_OUTPUTS] > drops["plain"] > int8["guard"]["tolerance"]  # both miss; quantizing outputs loses more
+    assert times[CONV_OUTPUTS] < times["plain"] and int8["variant"] == "plain"

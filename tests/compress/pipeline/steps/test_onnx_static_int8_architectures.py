@@ -9,6 +9,7 @@ from compress.load.loaders import load_model
 from compress.pipeline.options import RunOptions
 from compress.pipeline.run import run
 from compress.pipeline.static_int8.config import Int8StaticConfig
+from export.int8.qdq_files import calibration_tensors, node_groups
 from export.onnx.export import OnnxExportConfig
 from export.tensorrt.qdq_check import check_tensorrt_qdq
 
@@ -38,6 +39,11 @@ def test_transformer_from_config_goes_through_static_int8_for_cpu_and_tensorrt(b
     result = run(model, [OnnxExportConfig(), Int8StaticConfig(target="tensorrt", calibration_samples=32)], options)
     int8 = result.report["int8"]
     assert int8["quantized_layers"] >= 4 and int8["smoothquant"]["groups"], int8
+    # no Conv: no Conv-output variant, nothing scored to choose, no extra tensor calibrated
+    assert set(int8["variant_trial_p50_ms"]) == {"plain", "plain, without SkipLayerNorm fusion"} and "variant_validation_drop" not in int8
+    graph = onnx.load(str(tmp_path / "out" / "model.onnx"))
+    groups = node_groups(graph)
+    assert calibration_tensors(graph, groups) == sorted({g.activation for g in groups})
     assert check_tensorrt_qdq(onnx.load(str(tmp_path / "out" / "model.int8.qdq.onnx"))) == []
     rows = {r["name"]: r for r in result.report["results"]}
     assert rows["onnx-int8"]["retention"]["mean_relative_error"] < 0.1
