@@ -65,4 +65,4 @@ def confident_crops(photos: tuple[str, ...], count: int, seed: int, classify, mi
         kept.extend(crops[probabilities.max(axis=1) >= min_probability])
         if len(kept) >= count:
             break
-    return np.stack(kept[:count])
+    return np.stack(kept[:count]) if kept else np.empty((0, *random_crops(photos, 1, seed).shape[1:]), np.float32)

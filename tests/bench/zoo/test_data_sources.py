@@ -28,3 +28,16 @@ def test_photo_crops_come_from_different_photos():
     assert crops.shape == (4, 3, 224, 224) and np.isfinite(crops).all()
     assert -3 < crops.min() < -0.5 and 0.5 < crops.max() < 3  # ImageNet-normalized pixels
     assert not np.allclose(crops[0], crops[2])  # two crops of the same photo differ
+
+
+def test_confident_crops_keep_only_what_the_classifier_is_sure_of():
+    pytest.importorskip("skimage")
+    from bench.zoo.images import EVALUATION_PHOTOS, confident_crops
+
+    def classify(batch):  # "confident" where the crop is bright on average: a stand-in for the FP32 model
+        sure = batch.mean(axis=(1, 2, 3)) > 0
+        return np.where(sure[:, None], [0.9, 0.1], [0.45, 0.55]).astype(np.float32)
+
+    crops = confident_crops(EVALUATION_PHOTOS[:2], 3, seed=1, classify=classify)
+    assert len(crops) == 3 and (crops.mean(axis=(1, 2, 3)) > 0).all()
+    assert len(confident_crops(EVALUATION_PHOTOS[:1], 2, seed=1, classify=lambda b: np.full((len(b), 3), 1 / 3), max_tries=1)) == 0
