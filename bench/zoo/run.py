@@ -64,8 +64,8 @@ def _what_compress_did(report: dict) -> dict:
     int8 = report.get("int8") or {}
     guard = int8.get("guard") or {}
     search = int8.get("search") or {}
-    return {"guard": {k: guard[k] for k in ("metric", "tolerance", "drop_unit", "default_validation_drop", "escalated", "chosen",
+    return {"guard": {k: guard[k] for k in ("metric", "tolerance", "drop_unit", "default_validation_drop", "default_validation_drop_bound", "escalated", "chosen",
                                             "chosen_validation_drop") if k in guard},
-            "searched": [{k: p[k] for k in ("candidate", "drop", "latency_p50_ms", "meets_tolerance")} for p in search.get("tried", [])],
+            "searched": [{k: p[k] for k in ("candidate", "drop", "drop_bound", "latency_p50_ms", "meets_tolerance") if k in p} for p in search.get("tried", [])],
             "float_layers": int8.get("float_layers", []), "sensitivity": search.get("sensitivity") or int8.get("sensitivity"),
             "int8_mode": int8.get("mode"), "tolerance_check": report.get("tolerance"), "warnings": report.get("warnings", [])}

@@ -8,7 +8,9 @@ without changing an answer; a user who knows the task says so with ``--metric``)
 Two places apply it:
 
 - ``guard_int8``, right after a default INT8 step has written its file: the file is scored on
-  validation data (held out from calibration and from the report's evaluation). If it misses, the
+  validation data (held out from calibration and from the report's evaluation), and meets the
+  tolerance only if its drop stays within it on resampled validation data too (the search judges
+  its candidates the same way: ``Evaluator.confidently_within``). If it misses, the
   run escalates to the accuracy-aware search (range methods, SmoothQuant strengths, the most
   sensitive layers kept in float) within ``--search-budget`` and keeps what the search chose.
 - ``check_tolerance``, after every artifact was measured: each INT8 row's drop on the held-out
@@ -57,11 +59,13 @@ def guard_int8(state, int8_path: Path, disabled_optimizers, section: dict,
     metric, tolerance = state.data.metric, tolerance_for(state.data.metric, state.options)
     evaluate = evaluator(state, state.files["onnx"], state.data.validation, state.data.trial_batch())
     drop, _ = evaluate(int8_path, disabled_optimizers)
+    met, bound = evaluate.confidently_within(tolerance) if drop <= tolerance else (False, None)
     guard = {"metric": metric.name, "tolerance": tolerance, "drop_unit": "relative" if metric.relative else "points",
-             "default_validation_drop": drop, "validation": state.data.validation.source}
-    if drop <= tolerance:
+             "default_validation_drop": drop, "default_validation_drop_bound": bound, "validation": state.data.validation.source}
+    if met:
         return {**section, "guard": {**guard, "escalated": False}}
-    state.progress.say(f"  guard: {metric.name} dropped {describe(metric, drop)} on validation data, over the tolerance of "
+    bounded = f" (up to {describe(metric, bound)} on resampled validation data)" if bound is not None else ""
+    state.progress.say(f"  guard: {metric.name} dropped {describe(metric, drop)}{bounded} on validation data, over the tolerance of "
                        f"{describe(metric, tolerance)}; searching other INT8 configurations (budget {state.options.search_budget:.0f}s)")
     alphas = (0.5, 0.75, 0.85) if not state.original.is_onnx else ()
     searched = escalate(Int8SearchConfig(max_drop=tolerance, budget_seconds=state.options.search_budget, target=target,
