@@ -113,25 +113,36 @@ class StepSnapshot:
 
 
 class DeferredInterrupt:
-    """Turns the first Ctrl-C into a request honoured at the next step boundary (main thread only)."""
+    """Turns the first Ctrl-C or SIGTERM into a request honoured at the next step boundary (main
+    thread only). A signal landing mid-update would otherwise leave weights no checkpoint can hold."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, say):
-        self.requested, self.say, self.previous = False, say, None
+        self.requested, self.say, self.previous, self.signum = False, say, {}, None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         return self
 
-    def _handle(self, _signum, _frame):
+    def _handle(self, signum, _frame):
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+            self.fire()
+        self.requested, self.signum = True, signum
         self.say("distillation: stopping after this step to save a checkpoint (Ctrl-C again to stop at once)")
 
+    def fire(self):
+        """Stop as the signal would have without the deferral: the handler that was there before
+        (the CLI's turns SIGTERM into its own KeyboardInterrupt, exit 143), else KeyboardInterrupt."""
+        previous = self.previous.get(self.signum)
+        if callable(previous) and self.signum == signal.SIGTERM:
+            previous(self.signum, None)
+        raise KeyboardInterrupt
+
     def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
 
 
 class DistillRun:
@@ -230,7 +241,7 @@ class DistillRun:
                 stop = self._stop_reason()
                 if interrupt.requested:
                     self._save()
-                    raise KeyboardInterrupt
+                    interrupt.fire()
                 if stop is None and self.step % self.config.checkpoint_every == 0:
                     self._save()
                 if stop is not None or self.position == 0:
