@@ -52,25 +52,25 @@ def markdown(data: dict) -> str:
 def _summary_line(model: dict) -> str:
     if "error" in model:
         return f"| {model['model']} | {model['metric']} | failed: {model['error']} |" + " |" * 8
-    rows = {(r["artifact"], r["backend"]): r for r in model["rows"]}
-    ours = rows.get((OURS, "ort-cpu"))
-    fp32 = next(iter(model["rows"]))
+    ours = next((r for r in model["rows"] if r["artifact"] == OURS and r["backend"] == "ort-cpu"), None)
+    if ours is None:
+        return f"| {model['model']} | no INT8 file |" + " |" * 9
+    fp32 = model["rows"][0]  # the reference, measured first
     peers = [r for r in model["rows"] if r["artifact"].startswith("peer:ort-quantize")]
     peer = min(peers, key=lambda r: r["drop"]) if peers else None
-    first_bs = next(iter(ours["vs_ort_fp32"])) if ours else None
 
     def speed(row):
         return ", ".join(f"b{b} {v:.2f}x" for b, v in row["vs_ort_fp32"].items()) if row else "-"
 
     def scored(row):
-        return f"{_value(row['value'], model['metric'])} ({_drop(row['drop'], row['drop_unit'])})" if row else "-"
+        return f"{_value(row['value'], model['metric'])} ({_drop(row['drop'], row['drop_unit'])})"
 
-    met = model["verdict"].get("met")
-    return (f"| {model['model']} | {model['metric']} | {_value(fp32['value'], model['metric'])} | {scored(ours)} | "
-            f"{peer['artifact'].removeprefix('peer:') + ' ' + scored(peer) if peer else '-'} | {speed(ours)} | {speed(peer)} | "
-            f"{fp32['size_mb']:.1f} → {ours['size_mb']:.1f} | {model['compress']['exit_code']} | {_guard_text(model['compress'], short=True)} | "
-            f"{'met' if met else 'missed: ' + ', '.join(k for k, v in model['verdict'].get('checks', {}).items() if v is False)} |"
-            if ours and first_bs else f"| {model['model']} | no INT8 file |" + " |" * 9)
+    verdict = model["verdict"]
+    targets = "met" if verdict.get("met") else "missed: " + ", ".join(k for k, v in verdict.get("checks", {}).items() if v is False)
+    best_peer = f"{peer['artifact'].removeprefix('peer:')} {scored(peer)}" if peer else "-"
+    return (f"| {model['model']} | {model['metric']} | {_value(fp32['value'], model['metric'])} | {scored(ours)} | {best_peer} | "
+            f"{speed(ours)} | {speed(peer)} | {fp32['size_mb']:.1f} → {ours['size_mb']:.1f} | {model['compress']['exit_code']} | "
+            f"{_guard_text(model['compress'], short=True)} | {targets} |")
 
 
 def _guard_text(compress: dict, short: bool = False) -> str:
