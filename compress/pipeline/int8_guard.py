@@ -29,7 +29,7 @@ from bench.measure.task_metrics import TaskMetric
 from compress.load.data import Dataset
 from compress.pipeline.options import RunOptions
 from compress.pipeline.static_int8.config import Int8SearchConfig
-from compress.pipeline.static_int8.search import Evaluator
+from compress.pipeline.static_int8.evaluator import Evaluator
 
 DEFAULT_TOLERANCE = 0.01
 DEFAULT_TOLERANCE_BY_METRIC = {"relative-error": 0.05}

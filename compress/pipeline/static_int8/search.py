@@ -12,85 +12,16 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
-from bench.measure.task_metrics import TaskMetric
 from compress.core.errors import CompressError
-from compress.pipeline.fastest_variant import session_p50
 from compress.pipeline.static_int8.builder import StaticInt8Builder
 from compress.pipeline.static_int8.config import Int8SearchConfig, Int8StaticConfig
-from export.onnx.session import make_session, run_session
+from compress.pipeline.static_int8.evaluator import Evaluator
+from compress.pipeline.static_int8.sensitivity import sensitivity_ranking
 
-BOOTSTRAP_ROUNDS = 30
-
-
-@dataclass
-class Evaluator:
-    """Scores and times a candidate file on validation data held out from calibration and evaluation."""
-
-    batches: list[dict]
-    reference: np.ndarray
-    labels: np.ndarray | None
-    metric: TaskMetric  # the drop is in its unit: points, or relative to the original's value
-    timing_batch: dict
-    threads: int
-    reference_score: float = field(init=False)
-    last_outputs: np.ndarray | None = field(init=False, default=None)
-
-    def __post_init__(self):
-        self.reference_score = self.metric.value(self.reference, self.reference, self.labels)
-
-    @property
-    def metric_name(self) -> str:
-        return self.metric.name
-
-    def __call__(self, path: Path, disabled_optimizers=()) -> tuple[float, float]:
-        """(the task metric's drop, the trial p50 in ms)."""
-        session = make_session(path, self.threads, disabled_optimizers=disabled_optimizers)
-        try:
-            drop, _ = self._score(session)
-            p50 = session_p50(session, self.timing_batch)
-        finally:
-            del session
-        return drop, p50
-
-    def untimed(self, path: Path) -> tuple[float, float]:
-        """(the task metric's drop, the outputs' relative error): what the sensitivity analysis ranks by, with no timing."""
-        session = make_session(path, self.threads)
-        try:
-            return self._score(session)
-        finally:
-            del session
-
-    def confidently_within(self, tolerance: float) -> tuple[bool, float]:
-        """Whether the last scored candidate stays within ``tolerance`` on resampled validation data,
-        and the bound it was judged by: the mean plus one standard deviation of its drop over a
-        paired bootstrap of the validation samples.
-
-        A metric that counts answers moves in steps of one sample: on 256 OCR lines a candidate
-        that loses 2 lines net (0.8 points) may lose 8 on the next 320. Judging by the point drop
-        alone, the search stopped at such a candidate and the file later missed the tolerance on
-        fresh data; the bound asks for a margin in proportion to how much the answers changed."""
-        rng, n = np.random.default_rng(0), len(self.reference)
-        labels = None if self.labels is None else np.asarray(self.labels)
-        drops = []
-        for _ in range(BOOTSTRAP_ROUNDS):
-            pick = rng.integers(0, n, n)
-            reference, sampled = self.reference[pick], None if labels is None else labels[pick]
-            drops.append(self.metric.drop(self.metric.value(reference, reference, sampled), self.metric.value(reference, self.last_outputs[pick], sampled)))
-        bound = round(float(np.mean(drops) + np.std(drops)), 6)
-        return bound <= tolerance, bound
-
-    def _score(self, session) -> tuple[float, float]:
-        outputs = np.concatenate([run_session(session, b)[0] for b in self.batches])
-        self.last_outputs = outputs
-        drop = self.metric.drop(self.reference_score, self.metric.value(self.reference, outputs, self.labels))
-        error = float(np.linalg.norm(outputs - self.reference) / max(float(np.linalg.norm(self.reference)), 1e-12))
-        return round(drop, 6), round(error, 6)
-
+SENSITIVITY_SHARE = 0.5  # of the budget left when it starts: the rest is for the candidates it ranks
 
 @dataclass
 class SearchResult:
@@ -147,14 +78,18 @@ def search_int8(builder: StaticInt8Builder, search: Int8SearchConfig, evaluate: 
                 consider(config.describe(), config, set(), path)
         if best is not None and not best["meets_tolerance"] and not over_budget():
             base = best["_config"] or stage1[0]  # dynamic was best: rank layers on plain static INT8 (no SmoothQuant)
-            ranking = sensitivity_ranking(builder, base, evaluate, work, over_budget, say)
-            for count in range(1, min(search.max_float_layers, len(ranking) - 1) + 1):  # something stays INT8
-                if over_budget() or best["meets_tolerance"]:
-                    break
+            left = search.budget_seconds - (time.monotonic() - start)
+            ranking_ends = time.monotonic() + SENSITIVITY_SHARE * left
+            ranking = sensitivity_ranking(builder, base, evaluate, work, lambda: time.monotonic() > ranking_ends, say)
+            limit = min(search.max_float_layers, len(ranking) - 1)  # something stays INT8
+            missed, met, count = 0, None, 1 if limit >= 1 else None
+            while count is not None and not over_budget():
                 keep = set(ranking[:count])
                 path = work / f"candidate-{len(tried)}.onnx"
                 builder.write_cpu_qdq(base, path, keep)
-                consider(f"{base.describe()}, {count} most sensitive layer(s) float", base, keep, path)
+                point = consider(f"{base.describe()}, {count} most sensitive layer(s) float", base, keep, path)
+                missed, met = (missed, count) if point["meets_tolerance"] else (count, met)
+                count = next_float_count(missed, met, limit)
     except KeyboardInterrupt:
         interrupted = True
         say("  search interrupted: keeping the best configuration so far")
@@ -181,31 +116,15 @@ def _better(point: dict, best: dict | None) -> bool:
     return point["drop"] < best["drop"]
 
 
-def sensitivity_ranking(builder: StaticInt8Builder, config: Int8StaticConfig, evaluate: Evaluator, work: Path, over_budget, say) -> list[str]:
-    """Quantize one node group at a time (everything else float) and rank the groups by what that costs.
-
-    A group is the weighted nodes (MatMul, Gemm, Conv) that read one activation, so this works on
-    any graph, ONNX inputs included: a transformer's Q/K/V projections form one group, a CNN's
-    convolutions one group each. The rank is the task metric's drop; on a small validation set most
-    single nodes flip no answer, so the outputs' relative error breaks the ties. Groups the budget
-    left unscored rank last, in graph order."""
-    prep = builder.prepare(config.smoothquant_alpha)
-    say(f"  sensitivity analysis over {len(prep.groups)} node groups (each quantized alone)")
-    rows = []
-    for i, group in enumerate(prep.groups):
-        if over_budget():
-            say(f"  sensitivity analysis stopped by the budget after {i} of {len(prep.groups)} groups")
-            break
-        keep = {g.label for g in prep.groups if g is not group}
-        path = work / "sensitivity.onnx"
-        builder.write_cpu_qdq(config, path, keep)
-        drop, error = evaluate.untimed(path)
-        rows.append({"layer": group.label, "ops": sorted({n.op_type for n in group.nodes}), "drop_when_quantized_alone": drop,
-                     "output_error_when_quantized_alone": error})
-    rows.sort(key=lambda r: (-r["drop_when_quantized_alone"], -r["output_error_when_quantized_alone"]))
-    scored = {r["layer"] for r in rows}
-    builder.sensitivity = rows
-    return [r["layer"] for r in rows] + [g.label for g in prep.groups if g.label not in scored]
+def next_float_count(missed: int, met: int | None, limit: int) -> int | None:
+    """How many of the most sensitive groups to leave in float next (None: stop), given the most
+    that missed the tolerance and the fewest that met it. Doubling until one meets, then bisecting
+    down: every float group costs latency, so the fewest that meet are wanted, and a CNN's dozens of
+    groups are too many to add one at a time within a budget."""
+    if met is None:
+        count = min(limit, max(1, 2 * missed))
+        return count if count > missed else None
+    return (missed + met) // 2 if met - missed > 1 else None
 
 
 def _mark_pareto(points: list[dict]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from compress.pipeline.fastest_variant import pick_fastest
 from compress.pipeline.static_int8.builder import StaticInt8Builder
 from compress.pipeline.static_int8.config import QDQ_FILE, Int8StaticConfig
-from compress.pipeline.static_int8.search import Evaluator
+from compress.pipeline.static_int8.evaluator import Evaluator
 from export.int8.ort_quantize import NO_SKIP_LAYER_NORM
 
 

@@ -20,7 +20,8 @@ from compress.pipeline.int8_guard import describe, evaluator, guard_int8, tolera
 from compress.pipeline.state import RunState
 from compress.pipeline.static_int8.builder import StaticInt8Builder
 from compress.pipeline.static_int8.config import Int8SearchConfig, Int8StaticConfig
-from compress.pipeline.static_int8.search import search_int8, sensitivity_ranking
+from compress.pipeline.static_int8.search import search_int8
+from compress.pipeline.static_int8.sensitivity import sensitivity_ranking
 from compress.pipeline.static_int8.variants import build_fastest
 from export.int8.ort_quantize import OnnxInt8Config, quantize_onnx_int8
 
