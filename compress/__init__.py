@@ -18,7 +18,7 @@ _LAZY = {
     "Int8StaticConfig": "compress.pipeline.static_int8.config", "Int8SearchConfig": "compress.pipeline.static_int8.config",
     "Int8DynamicConfig": "compress.passes.int8_kernels", "OnnxExportConfig": "export.onnx.export",
     "OnnxInt8Config": "export.int8.ort_quantize", "SmoothQuantConfig": "compress.passes.smoothquant",
-    "prune_": "compress.passes.prune", "HeadPruneConfig": "compress.passes.prune_heads",
+    "prune_": "compress.passes.prune", "HeadPruneConfig": "compress.passes.prune_heads", "LayerPruneConfig": "compress.passes.prune_layers",
     "ChannelPruneConfig": "compress.passes.prune_channels", "MagnitudePruneConfig": "compress.passes.prune_unstructured",
     "SemiStructuredConfig": "compress.passes.prune_unstructured", "distill": "compress.passes.distill",
     "DistillConfig": "compress.passes.distill", "save_hf_dir": "compress.load.hf_pruned",

@@ -156,7 +156,7 @@ def tolerance_message(report: dict) -> str:
         misses = ", ".join(f"{name} dropped {c['drop'] * 100:.2f}{'%' if unit == 'relative' else ' points'} against {c['against']}"
                            for name, c in checked["rows"].items() if not c["met"])
         tol = f"{checked['tolerance'] * 100:.2f}{'%' if unit == 'relative' else ' points'}"
-        return (f"INT8 result outside the tolerance of {tol} {checked['metric']} on held-out data: {misses}; the best "
+        return (f"result outside the tolerance of {tol} {checked['metric']} on held-out data: {misses}; the best "
                 "configuration found was written; see report.json, or loosen it with --max-drop")
     tolerance = f"--max-drop {100 * search['max_drop']:g}%" if "guard" not in int8 else f"the tolerance of {100 * search['max_drop']:g}%"
     return (f"no INT8 configuration met {tolerance} on validation data; the best tried "

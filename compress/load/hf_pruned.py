@@ -2,8 +2,10 @@
 
 transformers derives the head size from the head count, so a pruned model keeps the original
 count in its config and lists the removed heads in ``pruned_heads`` (the convention of
-transformers' own head pruning, which 5.x no longer applies on load). Loading builds the model
-from the config, removes those heads again, then reads the weights, which now fit.
+transformers' own head pruning, which 5.x no longer applies on load). FFN widths that differ by
+layer (global pruning) are listed in ``compress_ffn_widths``, the config's own width being their
+maximum. Loading builds the model from the config, cuts those heads and neurons again, then
+reads the weights, which now fit.
 """
 
 from __future__ import annotations
@@ -23,17 +25,24 @@ _WEIGHTS_AND_CONFIG = {"config.json", "model.safetensors", "model.safetensors.in
 
 
 def has_pruned_heads(config) -> bool:
-    return bool(getattr(config, "pruned_heads", None))
+    """Whether the config describes heads or per-layer FFN widths that a model built from it must be cut to."""
+    return bool(getattr(config, "pruned_heads", None) or getattr(config, "compress_ffn_widths", None))
 
 
 def remove_pruned_heads(hf_model: torch.nn.Module) -> None:
-    """Cut a freshly built model down to the heads its config says were kept."""
+    """Cut a freshly built model down to the heads and FFN widths its config says were kept."""
     config = hf_model.config
-    attention, _ = find_blocks(hf_model)
-    pruned = {int(k): set(v) for k, v in config.pruned_heads.items()}
+    attention, ffn = find_blocks(hf_model)
+    pruned = {int(k): set(v) for k, v in (getattr(config, "pruned_heads", None) or {}).items()}
     for layer, block in enumerate(attention):
         if pruned.get(layer):
             block.keep_heads(torch.tensor([h for h in range(block.num_heads) if h not in pruned[layer]]))
+    widths = getattr(config, "compress_ffn_widths", None) or []
+    if widths and len(widths) != len(ffn):
+        raise InputError(f"config.json lists {len(widths)} FFN widths for {len(ffn)} layers; the directory was edited after pruning")
+    for block, width in zip(ffn, widths):
+        if width < block.width:
+            block.keep_neurons(torch.arange(width))  # which neurons does not matter: the weights are read next
 
 
 def load_pruned(auto_class, path: Path, config) -> torch.nn.Module:

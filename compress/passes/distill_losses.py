@@ -18,6 +18,7 @@ from torch import nn
 
 from compress.core.errors import InputError
 from compress.core.model import Model, flatten_outputs
+from compress.passes.prune_layers import kept_layers
 
 HIDDEN_LOSSES = ("mse", "cosine")
 _LAYER_LIST_NAMES = ("layer", "layers", "h", "block", "blocks")
@@ -92,16 +93,18 @@ def layer_list(model: Model) -> tuple[str, int] | None:
 
 def default_hidden_pairs(teacher: Model, student: Model) -> tuple[list[tuple[str, str]], str | None]:
     """Layer i of the teacher with layer i of the student, when both are transformers with as many
-    layers; otherwise no pairs and a note saying why."""
+    layers. A student with fewer layers (``--prune layers=N``) has each paired with the teacher layer
+    it was initialised from, the uniform mapping TinyBERT uses. Otherwise no pairs and a note saying why."""
     found = {"teacher": layer_list(teacher), "student": layer_list(student)}
     lacking = [who for who, layers in found.items() if layers is None]
     if lacking:
         return [], (f"no hidden-state loss: the {' and the '.join(lacking)} is not a transformers model with a list "
                     "of layers; pass hidden_pairs to compare submodules")
     (t_path, t_count), (s_path, s_count) = found["teacher"], found["student"]
-    if t_count != s_count:
+    if t_count < s_count:
         return [], f"no hidden-state loss: the teacher has {t_count} layers and the student {s_count}; pass hidden_pairs to map them"
-    return [(f"{t_path}.{i}", f"{s_path}.{i}") for i in range(t_count)], None
+    teacher_layers = kept_layers(t_count, t_count - s_count) if s_count < t_count else range(t_count)
+    return [(f"{t_path}.{t}", f"{s_path}.{i}") for i, t in enumerate(teacher_layers)], None
 
 
 class HiddenCapture:

@@ -1,6 +1,6 @@
 """``prune_(model, config, forward_loop)``: one entry point for every kind of pruning.
 
-The config's type picks the pass: heads and FFN neurons of a transformer, channels of a CNN,
+The config's type picks the pass: whole layers, heads and FFN neurons of a transformer, channels of a CNN,
 unstructured magnitude, or n:m semi-structured sparsity. All work in place on ``model.module``
 and return a report that goes into report.json and the manifest.
 """
@@ -12,9 +12,10 @@ from compress.core.forward_loop import Batch, ForwardLoop
 from compress.core.model import Model
 from compress.passes.prune_channels import ChannelPruneConfig, prune_channels_
 from compress.passes.prune_heads import HeadPruneConfig, prune_heads_
+from compress.passes.prune_layers import LayerPruneConfig, prune_layers_
 from compress.passes.prune_unstructured import MagnitudePruneConfig, SemiStructuredConfig, magnitude_prune_, semi_structured_
 
-PRUNE_CONFIGS = (HeadPruneConfig, ChannelPruneConfig, MagnitudePruneConfig, SemiStructuredConfig)
+PRUNE_CONFIGS = (LayerPruneConfig, HeadPruneConfig, ChannelPruneConfig, MagnitudePruneConfig, SemiStructuredConfig)
 
 
 def prune_(model: Model, config, forward_loop: ForwardLoop | None = None) -> dict:
@@ -22,6 +23,8 @@ def prune_(model: Model, config, forward_loop: ForwardLoop | None = None) -> dic
     calibration batches (needed for Taylor importance and to trace CNNs)."""
     if model.module is None:
         raise InputError("pruning changes PyTorch weights; the model is an ONNX file, so give its PyTorch form (HF dir, .pt2, .pt)")
+    if isinstance(config, LayerPruneConfig):
+        return {"kind": "layers", **prune_layers_(model, config)}
     if isinstance(config, HeadPruneConfig):
         return {"kind": "heads", **prune_heads_(model, config, forward_loop)}
     if isinstance(config, ChannelPruneConfig):

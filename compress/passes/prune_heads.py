@@ -1,8 +1,15 @@
 """Structured pruning of transformers: whole attention heads and FFN intermediate neurons.
 
-The same number is cut from every layer, ranked within the layer, so the result is still
-described by one head count and one FFN width and the Linear layers really shrink: the exported
-graph does fewer FLOPs, which is where the speed comes from (zeros in a dense matrix buy none).
+The Linear layers really shrink: the exported graph does fewer FLOPs, which is where the speed
+comes from (zeros in a dense matrix buy none). Two scopes:
+- ``layer`` (default): the same number cut from every layer, ranked within the layer, so the
+  result is still described by one head count and one FFN width.
+- ``global``: the same total cut, ranked across all layers, so a layer whose heads matter keeps
+  more of them and one that barely matters gives more. Taylor scores are compared as they are:
+  each estimates how much the same output moves. Weight magnitudes are not comparable across
+  layers, so each layer's are divided by their L2 norm first (as Michel et al. do for heads).
+  Every layer keeps at least one head and one neuron. Per-layer FFN widths go into the config as ``compress_ffn_widths``
+  (read back by ``compress.load.hf_pruned``); per-layer heads into ``pruned_heads``.
 
 Importance, by config:
 - ``taylor``: first-order Taylor estimate of how much the model's output moves when a head
@@ -31,6 +38,7 @@ from compress.load.transformer_blocks import (
 )
 
 IMPORTANCE = ("taylor", "magnitude")
+SCOPES = ("layer", "global")
 
 
 @register_config
@@ -42,6 +50,7 @@ class HeadPruneConfig(StepConfig):
     heads: float = 0.0  # fraction of each layer's heads removed, e.g. 0.33
     ffn: float = 0.0  # fraction of each layer's FFN intermediate neurons removed, e.g. 0.5
     importance: str = "taylor"
+    scope: str = "layer"  # "global": per-layer counts from one ranking across layers
 
     def uses_calibration(self) -> bool:
         return self.importance == "taylor"
@@ -51,6 +60,8 @@ class HeadPruneConfig(StepConfig):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"--prune {name}={value} is outside [0, 1): give the fraction to remove, e.g. {name}=0.5")
+        if self.scope not in SCOPES:
+            raise ConfigError(f"--prune scope={self.scope!r} is not one of {', '.join(SCOPES)}")
         if self.importance not in IMPORTANCE:
             raise ConfigError(f"importance {self.importance!r} is not one of {', '.join(IMPORTANCE)}")
         if self.heads == 0.0 and self.ffn == 0.0:
@@ -80,6 +91,9 @@ def prune_heads_(model: Model, config: HeadPruneConfig, forward_loop: ForwardLoo
     else:
         head_scores = [magnitude_head_scores(b) for b in heads_to_score]
         ffn_scores = [magnitude_ffn_scores(b) for b in ffn_to_score]
+    if config.scope == "global":
+        normalise = config.importance == "magnitude"
+        head_keep, ffn_keep = global_counts(head_scores, sum(head_keep), normalise), global_counts(ffn_scores, sum(ffn_keep), normalise)
     layers: list[dict] = [{} for _ in range(max(len(heads_to_score), len(ffn_to_score)))]  # one per transformer layer
     kept_heads = []
     for layer, block, keep, scores in zip(layers, heads_to_score, head_keep, head_scores):
@@ -92,7 +106,20 @@ def prune_heads_(model: Model, config: HeadPruneConfig, forward_loop: ForwardLoo
         block.keep_neurons(scores.argsort(descending=True)[:keep])
     _update_config(model, heads_to_score, ffn_to_score, kept_heads)
     after = sum(p.numel() for p in model.module.parameters())
-    return {"importance": config.importance, "layers": layers, "parameters_before": before, "parameters_after": after}
+    return {"importance": config.importance, "scope": config.scope, "layers": layers, "parameters_before": before, "parameters_after": after}
+
+
+def global_counts(scores: list[torch.Tensor], total_kept: int, normalise: bool = False) -> list[int]:
+    """How many units each layer keeps when ``total_kept`` are kept across all layers by one
+    ranking of their scores (each layer's divided by its L2 norm first where ``normalise``); at
+    least one per layer."""
+    normalised = [s.double() / (max(float(s.double().norm()), 1e-30) if normalise else 1.0) for s in scores]
+    counts = [1] * len(scores)
+    rest = torch.cat([n.sort(descending=True).values[1:] for n in normalised])  # each layer's best is kept already
+    owner = torch.cat([torch.full((len(n) - 1,), i) for i, n in enumerate(normalised)])
+    for layer in owner[rest.argsort(descending=True)[: max(0, total_kept - len(scores))]].tolist():
+        counts[layer] += 1
+    return counts
 
 
 def magnitude_head_scores(block: AttentionBlock) -> torch.Tensor:
@@ -162,7 +189,12 @@ def _update_config(model: Model, attention: list[AttentionBlock], ffn: list[FfnB
     if config is None:
         return
     if ffn:
-        setattr(config, _FFN_WIDTH_KEYS.get(config.model_type, "intermediate_size"), ffn[0].width)
+        widths = [b.width for b in ffn]
+        setattr(config, _FFN_WIDTH_KEYS.get(config.model_type, "intermediate_size"), max(widths))
+        if len(set(widths)) > 1:
+            config.compress_ffn_widths = widths
+        elif hasattr(config, "compress_ffn_widths"):
+            del config.compress_ffn_widths
     if attention:
         pruned = {int(k): set(v) for k, v in (getattr(config, "pruned_heads", None) or {}).items()}
         original = _original_head_count(config)

