@@ -180,7 +180,9 @@ def _refuse_int8_flags_without_int8(ctx: click.Context, common: dict) -> None:
     """``--no-int8 --int8-mode static`` would otherwise drop the second flag without a word."""
     if common["int8"]:
         return
-    given = _given_flags(ctx, INT8_FLAGS)
+    # the tolerance also judges what pruning and distillation cost (end to end against the original)
+    model_passes = common.get("prune") or common.get("distill")
+    given = _given_flags(ctx, [f for f in INT8_FLAGS if not (f == "max_drop" and model_passes)])
     if given:
         raise InputError(f"{', '.join(given)} configure{'s' if len(given) == 1 else ''} INT8, which --no-int8 turns off; "
                          "drop --no-int8 or drop them")

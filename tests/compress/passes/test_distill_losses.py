@@ -95,9 +95,11 @@ def test_default_hidden_pairs_pairs_transformer_layers_one_to_one():
     assert note is None
 
 
-def test_default_hidden_pairs_is_empty_with_a_note_when_layer_counts_differ():
+def test_a_student_with_fewer_layers_is_paired_with_the_teacher_layers_it_keeps_and_one_with_more_is_not():
     pairs, note = default_hidden_pairs(_bert(layers=2), _bert(layers=1))
-    assert pairs == [] and "2 layers" in note and "student 1" in note
+    assert note is None and [(t.rsplit(".", 1)[1], s.rsplit(".", 1)[1]) for t, s in pairs] == [("1", "0")]
+    pairs, note = default_hidden_pairs(_bert(layers=1), _bert(layers=2))
+    assert pairs == [] and "1 layers" in note and "student 2" in note
 
 
 def test_default_hidden_pairs_is_empty_with_a_note_when_a_model_is_not_transformers():
