@@ -1,11 +1,12 @@
 """``OnnxInt8Config``: model.onnx → model.int8.onnx with ONNX Runtime's quantizer (integer
 operators for the CPU); where graph variants exist, the one that runs fastest here is kept.
 
-Dynamic INT8 with per-channel weights also tries one scale per weight tensor: ONNX Runtime runs
-it faster (one dequantize scale per MatMul), and on some models it costs nothing (a MiniLM tweet
-classifier: the same accuracy, 15% faster at batch 8) where on others it costs too much (the
-same MiniLM's embeddings: 4.6% relative cosine). So the per-tensor files may win on speed only
-where the validation data says they stay within the tolerance, judged as the guard judges."""
+Dynamic INT8 with per-channel weights also tries one scale per weight tensor (ONNX Runtime's
+default, and its peer's): one dequantize scale per MatMul, a few percent faster on some shapes.
+On some models it costs nothing (a MiniLM tweet classifier: the same validation accuracy), on
+others too much (the same MiniLM's embeddings: 4% relative cosine). So the per-tensor files may
+win on speed only where the validation data says they stay within the tolerance, judged as the
+guard judges."""
 
 from __future__ import annotations
 
