@@ -8,8 +8,9 @@ comes from (zeros in a dense matrix buy none). Two scopes:
   more of them and one that barely matters gives more. Taylor scores are compared as they are:
   each estimates how much the same output moves. Weight magnitudes are not comparable across
   layers, so each layer's are divided by their L2 norm first (as Michel et al. do for heads).
-  Every layer keeps at least one head and one neuron. Per-layer FFN widths go into the config as ``compress_ffn_widths``
-  (read back by ``compress.load.hf_pruned``); per-layer heads into ``pruned_heads``.
+  Every layer keeps at least one head and one neuron. Per-layer FFN widths go into the config
+  as ``compress_ffn_widths`` (read back by ``compress.load.hf_pruned``); per-layer heads into
+  ``pruned_heads``.
 
 Importance, by config:
 - ``taylor``: first-order Taylor estimate of how much the model's output moves when a head

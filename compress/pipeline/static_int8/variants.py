@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from compress.pipeline.fastest_variant import pick_fastest
+from compress.pipeline.fastest_variant import MUST_BEAT_PLAIN_BY, pick_fastest
 from compress.pipeline.static_int8.builder import StaticInt8Builder
 from compress.pipeline.static_int8.config import QDQ_FILE, Int8StaticConfig
 from compress.pipeline.static_int8.evaluator import Evaluator
@@ -53,7 +53,7 @@ def build_fastest(builder: StaticInt8Builder, config: Int8StaticConfig, keep: se
     if any(variant.conv_outputs for _, variant, _ in built.values()):
         drops = {label: evaluate(path, variant.disabled)[0] for label, (path, variant, _) in built.items()}
     best, times = pick_fastest({label: (path, variant.disabled) for label, (path, variant, _) in built.items()},
-                               evaluate.timing_batch, evaluate.threads, allowed=accurate_enough(drops, tolerance))
+                               evaluate.timing_batch, evaluate.threads, MUST_BEAT_PLAIN_BY, allowed=accurate_enough(drops, tolerance))
     path, variant, info = built[best]
     path.replace(stage / config.outputs()["onnx-int8"])
     for other, _, _ in built.values():

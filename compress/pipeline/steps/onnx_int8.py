@@ -18,7 +18,7 @@ from pathlib import Path
 import onnx
 
 from compress.core.registry import register_handler
-from compress.pipeline.fastest_variant import pick_fastest
+from compress.pipeline.fastest_variant import MUST_BEAT_PLAIN_BY, pick_fastest
 from compress.pipeline.int8_guard import describe, evaluator, guard_int8, tolerance_for
 from compress.pipeline.state import RunState
 from compress.pipeline.steps.onnx_static_int8 import search_int8_files
@@ -30,8 +30,6 @@ from export.int8.ort_quantize import (
     resolve_mode,
     write_candidate,
 )
-
-MUST_BEAT_PLAIN_BY = 0.03  # a fused graph is kept only if it is 3% faster than the plain one
 
 
 @register_handler(OnnxInt8Config)

@@ -43,11 +43,16 @@ def test_replaying_a_manifest_reproduces_the_directory_byte_for_byte_where_deter
     result = invoke(["run", "--recipe", first / "manifest.json", digits_files["pt2"], "--out", second, "--quiet"])
     assert result.exit_code == 0, result.output
     one, two = _assert_reproduces(first, second, [{"x": digits_data["x_test"][:8]}])
-    # the export and ONNX Runtime's static quantizer, calibrated on the same recorded file, are deterministic
-    for name in ("model.onnx", "model.int8.onnx"):
-        assert one["files"][name]["sha256"] == two["files"][name]["sha256"], name
     report_one, report_two = (json.loads((d / "report.json").read_text()) for d in (first, second))
-    assert [r["retention"] for r in report_one["results"]] == [r["retention"] for r in report_two["results"]]
+    # the export and the static quantizer, calibrated on the same recorded file, are deterministic;
+    # which graph variant is kept is timed (a variant must be 3% faster than the plain graph, so on
+    # a tiny CNN both runs nearly always keep the same one): the bytes match where the choice does
+    assert one["files"]["model.onnx"]["sha256"] == two["files"]["model.onnx"]["sha256"]
+    int8_one, int8_two = report_one["int8"], report_two["int8"]
+    assert int8_one.get("variant_validation_drop") == int8_two.get("variant_validation_drop")  # the same candidates, scored alike
+    if int8_one.get("variant") == int8_two.get("variant"):
+        assert one["files"]["model.int8.onnx"]["sha256"] == two["files"]["model.int8.onnx"]["sha256"]
+        assert [r["retention"] for r in report_one["results"]] == [r["retention"] for r in report_two["results"]]
 
 
 def test_replaying_a_transformer_run_reproduces_its_files_within_tolerance(minilm_run, minilm_model, minilm_path, tmp_path):
