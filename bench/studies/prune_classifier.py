@@ -105,16 +105,16 @@ def _run(name: str, steps: list, files: dict[str, Path], work: Path, args, progr
 def _summary(runs: dict[str, dict]) -> dict[str, dict]:
     """Per recipe: the final row's accuracy and agreement with the original, speed-ups over PyTorch
     FP32, and the speed over INT8 alone, with each target checked."""
-    def final(run: dict) -> dict:
-        return run["results"][-1]
+    def final(measured: dict) -> dict:
+        return measured["results"][-1]
 
     def speed(row: dict, batch: str) -> float:
         return row["speedup_vs_pytorch-fp32"][batch]
 
     base = final(runs["int8"])
     out = {}
-    for name, run in runs.items():
-        row, original = final(run), run["results"][0]
+    for name, measured in runs.items():
+        row, original = final(measured), measured["results"][0]
         kept = row["retention"]
         points = round(100 * (original["retention"]["accuracy"] - kept["accuracy"]), 2)
         entry = {"accuracy": kept["accuracy"], "original_accuracy": original["retention"]["accuracy"], "points_lost": points,

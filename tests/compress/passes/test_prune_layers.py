@@ -11,7 +11,12 @@ import torch
 from compress.core.errors import ConfigError
 from compress.core.model import Model, clone_model
 from compress.passes.distill_losses import default_hidden_pairs
-from compress.passes.prune_layers import LayerPruneConfig, kept_layers, prune_layers_, transformer_layers
+from compress.passes.prune_layers import (
+    LayerPruneConfig,
+    kept_layers,
+    prune_layers_,
+    transformer_layers,
+)
 from tests.compress.passes.test_prune_heads import _batches, _tiny
 
 
