@@ -59,7 +59,7 @@ def guard_int8(state, int8_path: Path, disabled_optimizers, section: dict,
     metric, tolerance = state.data.metric, tolerance_for(state.data.metric, state.options)
     evaluate = evaluator(state, state.files["onnx"], state.data.validation, state.data.trial_batch())
     drop, _ = evaluate(int8_path, disabled_optimizers)
-    met, bound = evaluate.confidently_within(tolerance) if drop <= tolerance else (False, None)
+    met, bound = evaluate.judge(drop, tolerance)
     guard = {"metric": metric.name, "tolerance": tolerance, "drop_unit": "relative" if metric.relative else "points",
              "default_validation_drop": drop, "default_validation_drop_bound": bound, "validation": state.data.validation.source}
     if met:

@@ -71,6 +71,11 @@ class Evaluator:
         bound = round(float(np.mean(drops) + np.std(drops)), 6)
         return bound <= tolerance, bound
 
+    def judge(self, drop: float, tolerance: float) -> tuple[bool, float | None]:
+        """(within the tolerance, the resampled bound) for the last scored candidate whose drop was
+        ``drop``: a drop already over the tolerance needs no resampling, and has no bound."""
+        return self.confidently_within(tolerance) if drop <= tolerance else (False, None)
+
     def subset(self, samples: int) -> Evaluator:
         """The same evaluator over the first batches holding at least ``samples`` samples (all where
         there are fewer): a cheaper screen for work that runs one evaluation per node group."""

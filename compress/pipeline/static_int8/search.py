@@ -44,7 +44,7 @@ def search_int8(builder: StaticInt8Builder, search: Int8SearchConfig, evaluate: 
     def consider(name: str, config: Int8StaticConfig | None, keep: set[str], path: Path) -> dict:
         nonlocal best
         drop, p50 = evaluate(path)
-        meets, bound = evaluate.confidently_within(search.max_drop) if drop <= search.max_drop else (False, None)
+        meets, bound = evaluate.judge(drop, search.max_drop)
         point = {"candidate": name, "config": config.to_json() if config else {"type": "dynamic per-channel INT8"},
                  "float_layers": sorted(keep), "drop": drop, "drop_bound": bound, "latency_p50_ms": p50, "meets_tolerance": meets}
         tried.append(point)

@@ -89,7 +89,7 @@ def _within_tolerance(state: RunState, checks: dict) -> Callable[[Path], bool]:
             scorer.append(evaluator(state, state.files["onnx"], state.data.validation, state.data.trial_batch()))
         evaluate = scorer[0]
         drop, _ = evaluate.untimed(path)
-        met, bound = evaluate.confidently_within(tolerance) if drop <= tolerance else (False, None)
+        met, bound = evaluate.judge(drop, tolerance)
         checks.setdefault("per_tensor_weights_checks", []).append({"file": path.name, "metric": metric.name, "validation_drop": drop, "drop_bound": bound,
                                                      "tolerance": tolerance, "allowed": met})
         bounded = "" if bound is None else f" (up to {describe(metric, bound)} resampled)"
