@@ -2,7 +2,7 @@
 
 ONNX Runtime's graph fusions (the transformer optimizer's, and SkipLayerNormalization above
 all) are faster on some CPUs and slower on others, so the INT8 steps write every variant and
-keep the one that measures fastest on this machine, on a real batch.
+keep the one that measures fastest on this machine, on the batches the report times.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from export.onnx.session import make_session, run_session
 MUST_BEAT_PLAIN_BY = 0.03
 
 
-def trial_p50(path: Path, inputs: dict[str, np.ndarray], threads: int | None, disabled: tuple[str, ...]) -> float:
-    """Median latency (ms) of one ONNX file on one batch: a short trial, not a benchmark."""
+def trial_p50(path: Path, inputs: list[dict[str, np.ndarray]], threads: int | None, disabled: tuple[str, ...]) -> float:
+    """Median latency (ms) of one ONNX file cycling through ``inputs``: a short trial, not a benchmark."""
     session = make_session(path, threads, disabled_optimizers=disabled)
     try:
         return session_p50(session, inputs)
@@ -29,12 +29,13 @@ def trial_p50(path: Path, inputs: dict[str, np.ndarray], threads: int | None, di
         del session
 
 
-def session_p50(session, inputs: dict[str, np.ndarray]) -> float:
-    """The short trial on an open ONNX Runtime session (the search also scores on it)."""
-    return round(measure(lambda x: run_session(session, x), [inputs], warmup=2, min_iters=5, min_seconds=1.0).p50_ms, 3)
+def session_p50(session, inputs: list[dict[str, np.ndarray]]) -> float:
+    """The short trial on an open ONNX Runtime session (the search also scores on it): each batch
+    run once to warm up, then each at least twice."""
+    return round(measure(lambda x: run_session(session, x), inputs, warmup=len(inputs), min_iters=2 * len(inputs), min_seconds=1.0).p50_ms, 3)
 
 
-def pick_fastest(variants: dict[str, tuple[Path, tuple[str, ...]]], inputs: dict[str, np.ndarray], threads: int | None,
+def pick_fastest(variants: dict[str, tuple[Path, tuple[str, ...]]], inputs: list[dict[str, np.ndarray]], threads: int | None,
                  margin: float = 0.0, allowed: Collection[str] | None = None) -> tuple[str, dict[str, float]]:
     """(the fastest variant's name, every variant's trial p50). ``variants``: name -> (file, ONNX
     Runtime optimizers disabled at load). The first variant is the plain one: another must beat it

@@ -45,11 +45,11 @@ def describe(metric: TaskMetric, drop: float) -> str:
     return f"{drop:.2%} relative" if metric.relative else f"{100 * drop:.2f} points"
 
 
-def evaluator(state, fp32_path: Path, validation: Dataset, trial_batch: dict) -> Evaluator:
+def evaluator(state, fp32_path: Path, validation: Dataset, trial_batches: list[dict]) -> Evaluator:
     """Scores a candidate INT8 file on ``validation`` against ``fp32_path``'s outputs, in the run's task metric."""
     with OrtBackend(fp32_path, state.options.threads) as backend:
         reference = run_all(backend, validation.batches)
-    return Evaluator(validation.batches, reference, validation.labels, state.data.metric, trial_batch, state.options.threads)
+    return Evaluator(validation.batches, reference, validation.labels, state.data.metric, trial_batches, state.options.threads)
 
 
 def guard_int8(state, int8_path: Path, disabled_optimizers, section: dict,
@@ -57,7 +57,7 @@ def guard_int8(state, int8_path: Path, disabled_optimizers, section: dict,
     """Score the default INT8 file; where it misses the tolerance, run the search and return its
     report section instead of ``section``. Records what it did under ``section["guard"]``."""
     metric, tolerance = state.data.metric, tolerance_for(state.data.metric, state.options)
-    evaluate = evaluator(state, state.files["onnx"], state.data.validation, state.data.trial_batch())
+    evaluate = evaluator(state, state.files["onnx"], state.data.validation, state.data.trial_batches())
     drop, _ = evaluate(int8_path, disabled_optimizers)
     met, bound = evaluate.judge(drop, tolerance)
     guard = {"metric": metric.name, "tolerance": tolerance, "drop_unit": "relative" if metric.relative else "points",

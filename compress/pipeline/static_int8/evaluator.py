@@ -22,7 +22,7 @@ class Evaluator:
     reference: np.ndarray
     labels: np.ndarray | None
     metric: TaskMetric  # the drop is in its unit: points, or relative to the original's value
-    timing_batch: dict
+    timing_batches: list[dict]  # the trial latency cycles through them
     threads: int
     reference_score: float = field(init=False)
     last_outputs: np.ndarray | None = field(init=False, default=None)
@@ -39,7 +39,7 @@ class Evaluator:
         session = make_session(path, self.threads, disabled_optimizers=disabled_optimizers)
         try:
             drop, _ = self._score(session)
-            p50 = session_p50(session, self.timing_batch)
+            p50 = session_p50(session, self.timing_batches)
         finally:
             del session
         return drop, p50

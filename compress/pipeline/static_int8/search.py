@@ -22,6 +22,7 @@ from compress.pipeline.static_int8.evaluator import Evaluator
 from compress.pipeline.static_int8.sensitivity import sensitivity_ranking
 
 SENSITIVITY_SHARE = 0.5  # of the budget left when it starts: the rest is for the candidates it ranks
+DEFAULT_FLOAT_LAYERS = 16  # the fewest the search may leave in float where the config sets no limit
 
 @dataclass
 class SearchResult:
@@ -81,7 +82,8 @@ def search_int8(builder: StaticInt8Builder, search: Int8SearchConfig, evaluate: 
             left = search.budget_seconds - (time.monotonic() - start)
             ranking_ends = time.monotonic() + SENSITIVITY_SHARE * left
             ranking = sensitivity_ranking(builder, base, evaluate, work, lambda: time.monotonic() > ranking_ends, say)
-            limit = min(search.max_float_layers, len(ranking) - 1)  # something stays INT8
+            cap = search.max_float_layers if search.max_float_layers is not None else max(DEFAULT_FLOAT_LAYERS, len(ranking) // 2)
+            limit = min(cap, len(ranking) - 1)  # something stays INT8
             missed, met, count = 0, None, 1 if limit >= 1 else None
             while count is not None and not over_budget():
                 keep = set(ranking[:count])

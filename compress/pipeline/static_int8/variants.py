@@ -53,7 +53,7 @@ def build_fastest(builder: StaticInt8Builder, config: Int8StaticConfig, keep: se
     if any(variant.conv_outputs for _, variant, _ in built.values()):
         drops = {label: evaluate(path, variant.disabled)[0] for label, (path, variant, _) in built.items()}
     best, times = pick_fastest({label: (path, variant.disabled) for label, (path, variant, _) in built.items()},
-                               evaluate.timing_batch, evaluate.threads, MUST_BEAT_PLAIN_BY, allowed=accurate_enough(drops, tolerance))
+                               evaluate.timing_batches, evaluate.threads, MUST_BEAT_PLAIN_BY, allowed=accurate_enough(drops, tolerance))
     path, variant, info = built[best]
     path.replace(stage / config.outputs()["onnx-int8"])
     for other, _, _ in built.values():

@@ -43,7 +43,7 @@ def onnx_int8_step(config: OnnxInt8Config, state: RunState) -> None:
             calibration = calib.batches
             state.report["data"]["calibration"] = calib.source
         checks: dict = {}
-        result = quantize_fastest(fp32, out, config, calibration, fusion_hint(state.model), state.data.trial_batch(), state.options.threads,
+        result = quantize_fastest(fp32, out, config, calibration, fusion_hint(state.model), state.data.trial_batches(), state.options.threads,
                                   within_tolerance=_within_tolerance(state, checks))
         section = {**result.to_json(), **checks}
         state.progress.say(f"  activations: {section['mode']}, weights: {section['weights']}, transformer fusions: {section['transformer_fusions']}, "
@@ -57,10 +57,10 @@ def onnx_int8_step(config: OnnxInt8Config, state: RunState) -> None:
 onnx_int8_step.uses_validation = True  # the guard scores the INT8 file on held-out validation data
 
 
-def quantize_fastest(fp32: Path, out: Path, config: OnnxInt8Config, calibration, fusion, trial_batch: dict, threads: int,
+def quantize_fastest(fp32: Path, out: Path, config: OnnxInt8Config, calibration, fusion, trial_batches: list[dict], threads: int,
                      within_tolerance: Callable[[Path], bool] | None = None) -> Int8Result:
     """``out`` from ``fp32`` with ONNX Runtime's quantizer: of the graph variants worth trying, the
-    one that runs fastest here on ``trial_batch`` (a fused one must beat the plain one by 3%).
+    one that runs fastest here on ``trial_batches`` (a fused one must beat the plain one by 3%).
     ``within_tolerance``: where given, dynamic per-channel INT8 also tries per-tensor weights, each
     of whose files may win only if it passes it."""
     with tempfile.TemporaryDirectory(prefix="compress-int8-") as tmp:
@@ -74,7 +74,7 @@ def quantize_fastest(fp32: Path, out: Path, config: OnnxInt8Config, calibration,
         chosen, trials = next(iter(candidates)), {}
         if len(candidates) > 1:
             variants = {name: (c.path, c.disabled_optimizers) for name, c in candidates.items()}
-            chosen, trials = pick_fastest(variants, trial_batch, threads, MUST_BEAT_PLAIN_BY)
+            chosen, trials = pick_fastest(variants, trial_batches, threads, MUST_BEAT_PLAIN_BY)
         return write_candidate(candidates[chosen], out, mode, trials)
 
 
@@ -86,7 +86,7 @@ def _within_tolerance(state: RunState, checks: dict) -> Callable[[Path], bool]:
     def check(path: Path) -> bool:
         metric, tolerance = state.data.metric, tolerance_for(state.data.metric, state.options)
         if not scorer:
-            scorer.append(evaluator(state, state.files["onnx"], state.data.validation, state.data.trial_batch()))
+            scorer.append(evaluator(state, state.files["onnx"], state.data.validation, state.data.trial_batches()))
         evaluate = scorer[0]
         drop, _ = evaluate.untimed(path)
         met, bound = evaluate.judge(drop, tolerance)

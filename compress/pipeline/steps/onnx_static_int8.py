@@ -60,12 +60,12 @@ def _build(config: Int8StaticConfig | Int8SearchConfig, state: RunState, calibra
     progress, threads, fp32_path, stage = state.progress, state.options.threads, state.files["onnx"], state.stage
     loop = forward_loop_over(calibration.batches, config.calibration_samples,
                              on_batch=lambda n: progress.say(f"  calibrated on {n} samples") if n % 128 < 16 else None)
-    trial_batch = state.data.trial_batch()
+    trial_batches = state.data.trial_batches()
     with tempfile.TemporaryDirectory(prefix="compress-int8-") as tmp:
         work = Path(tmp)
         builder = StaticInt8Builder(state.model, loop, calibration.batches[0], work, threads, plain_fp32=fp32_path)
         section: dict = {"mode": "static", "calibration": calibration.source}
-        evaluate = evaluator(state, fp32_path, state.data.validation, trial_batch)
+        evaluate = evaluator(state, fp32_path, state.data.validation, trial_batches)
         if isinstance(config, Int8SearchConfig):
             dynamic = _dynamic_candidate(fp32_path, work / "dynamic.int8.onnx") if config.include_dynamic and config.target == "cpu" else None
             result = search_int8(builder, config, evaluate, work, dynamic, say=progress.say)

@@ -13,7 +13,7 @@ def test_a_candidate_within_the_tolerance_by_luck_is_not_confidently_within_it()
     but not once the samples are resampled; an unchanged candidate is within it however resampled."""
     labels = np.arange(256) % 4
     reference = np.eye(4, dtype=np.float32)[labels]  # the original answers every sample right
-    evaluator = Evaluator([], reference, labels, builtin_metric("accuracy"), {}, 1)
+    evaluator = Evaluator([], reference, labels, builtin_metric("accuracy"), [], 1)
     evaluator.last_outputs = reference.copy()
     assert evaluator.confidently_within(0.01) == (True, 0.0)
     changed = reference.copy()
@@ -31,7 +31,7 @@ def test_a_subset_takes_whole_leading_batches_and_scores_against_their_own_refer
     reference = np.eye(4, dtype=np.float32)[labels]
     batches = [{"x": np.zeros((8, 2), np.float32)} for _ in range(5)]
     reference[:8] = np.roll(reference[:8], 1, axis=1)  # the original gets the first batch wrong
-    evaluator = Evaluator(batches, reference, labels, builtin_metric("accuracy"), {}, 1)
+    evaluator = Evaluator(batches, reference, labels, builtin_metric("accuracy"), [], 1)
     assert evaluator.reference_score == 0.8
     screen = evaluator.subset(10)  # two batches: whole batches, at least 10 samples
     assert len(screen.batches) == 2 and screen.samples == 16 and list(screen.labels) == list(labels[:16])

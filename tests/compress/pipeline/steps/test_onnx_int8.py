@@ -33,7 +33,7 @@ def test_per_tensor_weights_are_timed_only_where_the_check_allows_them(matmul_la
         return allowed
 
     batch = {"x": np.random.default_rng(1).standard_normal((2, 8, 64)).astype(np.float32)}
-    result = quantize_fastest(matmul_layernorm, tmp_path / "out.onnx", OnnxInt8Config(mode="dynamic"), None, None, batch, 1, within_tolerance)
+    result = quantize_fastest(matmul_layernorm, tmp_path / "out.onnx", OnnxInt8Config(mode="dynamic"), None, None, [batch], 1, within_tolerance)
     assert len(checked) == 1  # one distinct per-tensor file: the plain graph
     scales = [numpy_helper.to_array(t) for t in checked[0].graph.initializer if t.name.endswith("_scale")]
     assert scales and all(s.size == 1 for s in scales)  # what was checked really has one scale per tensor
@@ -45,9 +45,9 @@ def test_per_tensor_weights_are_timed_only_where_the_check_allows_them(matmul_la
 
 def test_without_a_check_or_with_per_tensor_asked_for_there_is_nothing_more_to_try(matmul_layernorm, tmp_path):
     batch = {"x": np.zeros((1, 8, 64), np.float32)}
-    result = quantize_fastest(matmul_layernorm, tmp_path / "a.onnx", OnnxInt8Config(mode="dynamic"), None, None, batch, 1)
+    result = quantize_fastest(matmul_layernorm, tmp_path / "a.onnx", OnnxInt8Config(mode="dynamic"), None, None, [batch], 1)
     assert result.per_channel and not any("per-tensor" in name for name in result.trials)
     called = []
-    result = quantize_fastest(matmul_layernorm, tmp_path / "b.onnx", OnnxInt8Config(mode="dynamic", per_channel=False), None, None, batch, 1,
+    result = quantize_fastest(matmul_layernorm, tmp_path / "b.onnx", OnnxInt8Config(mode="dynamic", per_channel=False), None, None, [batch], 1,
                               lambda path: called.append(path) or True)
     assert not called and not result.per_channel
