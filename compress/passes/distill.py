@@ -64,6 +64,9 @@ class DistillConfig(StepConfig):
     # Embedding tables stay as the teacher's: pruning leaves them intact, they are half of a
     # small encoder's parameters, and updating them costs about 15% of every step on CPU.
     freeze_embeddings: bool = True
+    # The frozen teacher's answers kept per sample after the first epoch (``teacher_cache``): each
+    # later step skips the teacher's forward pass. Hidden-state targets are stored in float16.
+    cache_teacher: bool = True
 
     def __post_init__(self):
         problems = [

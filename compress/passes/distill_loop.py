@@ -33,6 +33,10 @@ from compress.passes.distill_losses import (
     output_loss,
     same_shape,
 )
+from compress.passes.teacher_cache import TeacherCache
+
+
+INDEX = "_sample_index"  # which samples a batch holds: the key of the teacher cache
 
 
 class Samples(torch.utils.data.Dataset):
@@ -45,12 +49,18 @@ class Samples(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return self.count
 
+    @property
+    def sequence(self) -> int | None:
+        """The data's full sequence length, where an attention mask marks it."""
+        mask = self.tensors.get("attention_mask")
+        return int(mask.shape[1]) if mask is not None and mask.dim() == 2 else None
+
     def __getitem__(self, index):
-        return {k: v[index] for k, v in self.tensors.items()}
+        return {**{k: v[index] for k, v in self.tensors.items()}, INDEX: torch.as_tensor(index)}
 
     def __getitems__(self, indices):  # one batch in one gather, not one sample at a time
         index = torch.as_tensor(indices)
-        return trim_padding({k: v[index] for k, v in self.tensors.items()})
+        return {**trim_padding({k: v[index] for k, v in self.tensors.items()}), INDEX: index}
 
 
 def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -161,6 +171,7 @@ class DistillRun:
         self.snapshot, self.updating, self.saving = None, False, False
         self.captures: list[HiddenCapture] = []
         self.zero_masks: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
+        self.teacher_cache = TeacherCache(len(samples), samples.sequence) if config.cache_teacher else None
 
     def train(self) -> dict:
         import accelerate
@@ -254,9 +265,7 @@ class DistillRun:
         config = self.config
         self.snapshot = StepSnapshot(self.module)
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.no_grad(), self.accelerator.autocast():
-            teacher_out = flatten_outputs(self.teacher.module(*_inputs(batch, self.teacher)))[0]
-            teacher_hidden = [self.captures[0].take(t) for t, _ in self.pairs]
+        teacher_out, teacher_hidden = self._teacher(batch)
         student_out = flatten_outputs(self.module(*_inputs(batch, self.student)))[0]
         mask = batch.get("attention_mask")
         terms = {"output": output_loss(self.student.task, student_out, teacher_out, config.temperature, mask)}
@@ -285,6 +294,24 @@ class DistillRun:
         values = {"total": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
         self.last = values
         self.sums = {k: self.sums.get(k, 0.0) + v for k, v in values.items()}
+
+    def _teacher(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The teacher's output and paired hidden states for the batch: from the cache where every
+        sample of it is there, else computed (and stored)."""
+        index = batch.pop(INDEX).cpu()
+        mask = batch.get("attention_mask")
+        length = int(mask.shape[1]) if mask is not None and mask.dim() == 2 else None
+        cache = self.teacher_cache
+        cached = cache.get(index, length) if cache is not None else None
+        if cached is not None:
+            out, *hidden = [t.to(self.accelerator.device) for t in cached]
+            return out, hidden
+        with torch.no_grad(), self.accelerator.autocast():
+            out = flatten_outputs(self.teacher.module(*_inputs(batch, self.teacher)))[0]
+            hidden = [self.captures[0].take(t) for t, _ in self.pairs]
+        if cache is not None:
+            out, *hidden = cache.put(index, [out, *hidden], length)
+        return out, hidden
 
     def _stop_reason(self) -> str | None:
         config = self.config
@@ -368,6 +395,7 @@ class DistillRun:
             "loss": {k: {"final": round(v, 6), "mean": round(self.sums[k] / max(self.step, 1), 6)} for k, v in self.last.items()},
             "hidden_pairs": [list(p) for p in self.pairs],
             "hidden_note": self.hidden_note,
+            "teacher_cache": self.teacher_cache.report() if self.teacher_cache is not None else {"used": False, "note": "cache_teacher is off"},
             "zeros_kept": sum(int((~keep).sum()) for _, keep in self.zero_masks),
             "learning_rate_schedule": f"linear warmup over {self.config.warmup_steps} steps, then constant {self.config.learning_rate}",
             "wall_s": round(time.perf_counter() - self.started, 2),

@@ -138,6 +138,24 @@ def test_distill_pairs_bert_layers_and_moves_the_student_toward_the_teacher():
     assert student.hf_model is student.module.encoder
 
 
+def test_distill_runs_the_teacher_in_the_first_epoch_only_and_learns_as_without_the_cache():
+    states, teacher_calls, reports = {}, {}, {}
+    for cached in (True, False):
+        teacher, student = _bert_pair()
+        calls = []
+        handle = teacher.module.register_forward_hook(lambda *_: calls.append(1))
+        config = DistillConfig(learning_rate=2e-3, batch_size=16, epochs=3, cache_teacher=cached)
+        reports[cached] = distill(teacher, student, config, _batches(_tokens(64), 16))
+        handle.remove()
+        states[cached], teacher_calls[cached] = _state(student), len(calls)
+    assert teacher_calls == {True: 4, False: 12}  # 4 steps an epoch
+    assert reports[True]["teacher_cache"]["used"] and reports[True]["teacher_cache"]["steps_from_cache"] == 8
+    assert not reports[False]["teacher_cache"]["used"]
+    for key in states[True]:  # float16 hidden-state targets: not the same numbers, the same training
+        assert torch.allclose(states[True][key], states[False][key], atol=2e-3), key
+    assert abs(reports[True]["loss"]["total"]["final"] - reports[False]["loss"]["total"]["final"]) < 0.01 * reports[False]["loss"]["total"]["final"]
+
+
 def test_distill_keeps_a_pruned_students_zero_weights_at_zero(digits):
     teacher, student, data = _mlp_pair(digits)
     weight = student.module.net[0].weight
