@@ -31,6 +31,7 @@ from compress.passes.distill import DistillConfig
 from compress.passes.prune_heads import HeadPruneConfig
 from compress.passes.prune_layers import LayerPruneConfig
 from compress.pipeline.options import RunOptions, default_recipe
+from compress.pipeline.prune_search.config import PruneSearchConfig
 from compress.pipeline.run import run
 
 DISTILL_TEXTS = 8000
@@ -48,6 +49,8 @@ def recipes(budget: float) -> dict[str, list]:
         "heads-ffn-global": [HeadPruneConfig(heads=0.33, ffn=0.5, scope="global"), distill()],
         "layers-2": [LayerPruneConfig(layers=2), distill()],
         "layers-2-ffn": [LayerPruneConfig(layers=2), HeadPruneConfig(ffn=0.5), distill()],
+        # --prune auto --max-drop 1%: the search's candidates share the same budget, rounds included
+        "auto": [PruneSearchConfig(budget_s=budget, learning_rate=1e-4, batch_size=32)],
     }
 
 
@@ -95,7 +98,7 @@ def _run(name: str, steps: list, files: dict[str, Path], work: Path, args, progr
     progress.say(f"recipe {name}")
     model = load_model(fine_tuned_classifier(FULL, progress.say))
     options = RunOptions(out_dir=work / name, eval=files["eval"], distill=files["distill"] if steps else None, metric="accuracy",
-                         seq_len=64, threads=args.threads, min_seconds=args.min_seconds, eval_samples=800)
+                         seq_len=64, threads=args.threads, min_seconds=args.min_seconds, eval_samples=800, max_drop=TARGETS["points"] / 100)
     result = run(model, [*steps, *default_recipe(int8=True)], options, progress)
     print(format_table(result.report["results"]))
     return {"recipe": [type(s).__name__ + json.dumps(s.to_json()) for s in steps], "results": result.report["results"],
@@ -120,6 +123,10 @@ def _summary(runs: dict[str, dict]) -> dict[str, dict]:
         entry = {"accuracy": kept["accuracy"], "original_accuracy": original["retention"]["accuracy"], "points_lost": points,
                  "top1_agreement": kept["top1_agreement"], "speedup_b1": speed(row, "1"), "speedup_b16": speed(row, "16"),
                  "pytorch_fp32_b1_ms": original["latency"]["1"]["p50_ms"], "pytorch_fp32_b16_ms": original["latency"]["16"]["p50_ms"]}
+        searched = [st for st in (measured.get("model_passes") or {}).get("stages", []) if st["step"] == "PruneSearchConfig"]
+        if searched:
+            entry["searched"] = {"chosen": searched[0]["chosen"], "within_on_validation": searched[0]["chosen_meets_tolerance"],
+                                 "front": [c["spec"] for c in searched[0]["candidates"] if c["pareto"]]}
         if name != "int8":
             entry["over_int8_b1"] = round(speed(row, "1") / speed(base, "1"), 2)
             entry["over_int8_b16"] = round(speed(row, "16") / speed(base, "16"), 2)

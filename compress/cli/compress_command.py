@@ -35,7 +35,7 @@ def common_options(fn):
         click.option("--percentile", type=float, default=99.999, show_default=True, help="Percentile for --calib-method percentile."),
         click.option("--smoothquant", default=None, metavar="ALPHA|off", help="SmoothQuant migration strength for static INT8 [default: 0.85]. Implies static INT8."),
         click.option("--keep-float", type=click.IntRange(0, 10_000), default=0, help="Leave the N most sensitive layer groups in float (sensitivity analysis). Implies static INT8."),
-        click.option("--max-drop", default=None, metavar="PCT", help="Search INT8 configurations for the fastest within this metric drop, e.g. 0.2%. Exit code 3 if none is."),
+        click.option("--max-drop", default=None, metavar="PCT", help="The task metric's tolerated drop, e.g. 1%: the INT8 search (and --prune auto) keep the fastest within it. Exit code 3 if none is."),
         click.option("--metric", default=None, metavar="NAME|module:function", help="The task metric for the report and the INT8 search: top1, top5, accuracy, cosine, ctc-exact, cer, perplexity, relative-error, or your own function(reference, outputs, labels) -> float, higher is better [default: by task]."),
         click.option("--charset", type=click.Path(path_type=Path), help="For ctc-exact and cer: the recogniser's characters, one per line (class i+1 on line i) [default: the ONNX file's metadata]."),
         click.option("--search-budget", default="10m", show_default=True, metavar="TIME", help="Time limit of the --max-drop search, e.g. 90s, 10m, 1h."),

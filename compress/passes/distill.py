@@ -37,6 +37,7 @@ from compress.core.model import Model
 from compress.core.registry import MODEL_PASS, StepConfig, StepKind, register_config
 from compress.core.spec import to_torch
 from compress.load.distill_checkpoints import open_directory
+from compress.passes.distill_augment import augment_tokens, default_copies
 from compress.passes.distill_loop import DistillRun, Samples
 from compress.passes.distill_losses import HIDDEN_LOSSES, default_hidden_pairs
 
@@ -67,6 +68,10 @@ class DistillConfig(StepConfig):
     # The frozen teacher's answers kept per sample after the first epoch (``teacher_cache``): each
     # later step skips the teacher's forward pass. Hidden-state targets are stored in float16.
     cache_teacher: bool = True
+    # Altered copies of each tokenized sample (``distill_augment``); None: enough to bring fewer
+    # than 2000 samples up to about 2000 (at most 20 copies), none above; 0: never
+    augment_copies: int | None = None
+    augment_rate: float = 0.15  # of each copy's real tokens replaced
 
     def __post_init__(self):
         problems = [
@@ -87,6 +92,9 @@ class DistillConfig(StepConfig):
             (_count(self.checkpoint_every, 1), f"distillation checkpoint_every {self.checkpoint_every} must be a whole number of steps, at least 1"),
             (_count(self.seed, 0), f"distillation seed {self.seed} must be a whole number of 0 or more"),
             (self.grad_clip is None or self.grad_clip > 0, f"distillation grad_clip {self.grad_clip} must be above 0, or None to turn clipping off"),
+            (self.augment_copies is None or _count(self.augment_copies, 0),
+             f"distillation augment_copies {self.augment_copies} must be a whole number of 0 or more, or None for the default"),
+            (0 < self.augment_rate < 1, f"distillation augment_rate {self.augment_rate} must be a fraction between 0 and 1, e.g. 0.15"),
         ]
         for ok, message in problems:
             if not ok:
@@ -109,7 +117,7 @@ def distill(teacher: Model, student: Model, config: DistillConfig, batches: list
     _check_models(teacher, student)
     if resume and checkpoint_dir is None:
         raise InputError("resuming needs the checkpoint directory of the earlier run; give it, or drop --resume")
-    samples, data = _samples(teacher, student, batches, config.batch_size)
+    samples, data = _samples(teacher, student, batches, config)
     if config.hidden_weight == 0:
         pairs, hidden_note = [], "no hidden-state loss: hidden_weight is 0"
     elif hidden_pairs is None:
@@ -133,8 +141,10 @@ def _check_models(teacher: Model, student: Model) -> None:
         raise InputError(f"the teacher's task is {teacher.task} and the student's {student.task}; load both for the same task")
 
 
-def _samples(teacher: Model, student: Model, batches: list[Batch], batch_size: int) -> tuple[Samples, dict]:
-    """Every batch concatenated into one tensor per input (in the spec's dtype), and its fingerprint."""
+def _samples(teacher: Model, student: Model, batches: list[Batch], config: DistillConfig) -> tuple[Samples, dict]:
+    """Every batch concatenated into one tensor per input (in the spec's dtype), augmented where
+    the config says, and the fingerprint of the data as given."""
+    batch_size = config.batch_size
     specs = {s.name: s for s in (*teacher.inputs, *student.inputs)}
     if not batches:
         raise InputError("distillation got no data; give a data file or let it use the built-in text")
@@ -154,4 +164,18 @@ def _samples(teacher: Model, student: Model, batches: list[Batch], batch_size: i
         raise InputError(f"distillation inputs hold different numbers of samples ({counts}); give every input one row per sample")
     if counts[0] < batch_size:
         raise InputError(f"distillation data has {counts[0]} samples, fewer than one batch of {batch_size}; give more data or a smaller --distill-batch")
-    return Samples(to_torch(arrays, tuple(specs.values()))), {"samples": counts[0], "sha256": digest.hexdigest()}
+    arrays, augmented = _augment(teacher, arrays, counts[0], config)
+    return Samples(to_torch(arrays, tuple(specs.values()))), {"samples": counts[0], "sha256": digest.hexdigest(), "augmentation": augmented}
+
+
+def _augment(teacher: Model, arrays: dict[str, np.ndarray], count: int, config: DistillConfig) -> tuple[dict[str, np.ndarray], dict]:
+    copies = default_copies(count) if config.augment_copies is None else config.augment_copies
+    if copies == 0:
+        return arrays, {"copies": 0}
+    tokenizer = teacher.tokenizer
+    if tokenizer is None or "input_ids" not in arrays:
+        return arrays, {"copies": 0, "note": "not augmented: the data is not tokenized text (no input_ids and tokenizer)"}
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    out = augment_tokens(arrays, copies, mask_id=getattr(tokenizer, "mask_token_id", None), special_ids=special,
+                         rate=config.augment_rate, seed=config.seed)
+    return out, {"copies": copies, "rate": config.augment_rate, "samples_after": count * (copies + 1)}

@@ -391,6 +391,7 @@ class DistillRun:
             "epochs_seen": round(self.step / self.steps_per_epoch, 3),
             "steps_per_epoch": self.steps_per_epoch,
             "samples": self.data["samples"],
+            "augmentation": self.data.get("augmentation", {"copies": 0}),
             "batch_size": self.config.batch_size,
             "loss": {k: {"final": round(v, 6), "mean": round(self.sums[k] / max(self.step, 1), 6)} for k, v in self.last.items()},
             "hidden_pairs": [list(p) for p in self.pairs],

@@ -95,7 +95,12 @@ class Evaluator:
         return len(self.reference)
 
     def _score(self, session) -> tuple[float, float]:
-        outputs = np.concatenate([run_session(session, b)[0] for b in self.batches])
+        return self.score_outputs(np.concatenate([run_session(session, b)[0] for b in self.batches]))
+
+    def score_outputs(self, outputs: np.ndarray) -> tuple[float, float]:
+        """(the task metric's drop, the outputs' relative error) of a candidate's outputs on the
+        validation batches, however they were computed (an ONNX file, a pruned PyTorch model);
+        ``judge`` then resamples these."""
         self.last_outputs = outputs
         drop = self.metric.drop(self.reference_score, self.metric.value(self.reference, outputs, self.labels))
         error = float(np.linalg.norm(outputs - self.reference) / max(float(np.linalg.norm(self.reference)), 1e-12))

@@ -6,5 +6,6 @@ from compress.pipeline.steps import (  # noqa: F401  (each module registers its 
     onnx_export,
     onnx_int8,
     onnx_static_int8,
+    prune_search,
     tensorrt_engine,
 )

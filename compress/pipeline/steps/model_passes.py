@@ -44,7 +44,7 @@ def prune_step(config: StepConfig, state: RunState) -> None:
 def distill_step(config: DistillConfig, state: RunState) -> None:
     options, student = state.options, state.model_to_change()
     with state.progress.step("Distilling from the original model"):
-        data = _distill_data(state.original, options)
+        data = distill_data(state.original, options)
         checkpoints = checkpoint_dir_for(options)
         if options.checkpoint_dir is None and options.force and not options.resume:
             shutil.rmtree(checkpoints, ignore_errors=True)  # --force starts over; --resume keeps them
@@ -99,7 +99,7 @@ def _save_hf_dir(state: RunState) -> None:
     section["saved"] = f"{HF_DIR}/ (Hugging Face directory; compress and transformers-compatible loaders open it)"
 
 
-def _distill_data(model, options: RunOptions) -> Dataset:
+def distill_data(model, options: RunOptions) -> Dataset:
     if options.distill is not None:
         if options.eval is not None and Path(options.distill).resolve() == Path(options.eval).resolve():
             raise InputError("--distill and --eval name the same file; evaluate on data the model was not distilled on")

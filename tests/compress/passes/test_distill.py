@@ -156,6 +156,20 @@ def test_distill_runs_the_teacher_in_the_first_epoch_only_and_learns_as_without_
     assert abs(reports[True]["loss"]["total"]["final"] - reports[False]["loss"]["total"]["final"]) < 0.01 * reports[False]["loss"]["total"]["final"]
 
 
+def test_distill_augments_a_small_text_set_and_leaves_it_alone_when_told():
+    from types import SimpleNamespace
+
+    tokenizer = SimpleNamespace(mask_token_id=3, all_special_ids=[0, 1, 2, 3])  # the two attributes augmentation reads
+    reports = {}
+    for copies in (None, 0):
+        teacher, student = _bert_pair()
+        teacher = dataclasses.replace(teacher, tokenizer=tokenizer)
+        reports[copies] = distill(teacher, student, DistillConfig(batch_size=16, max_steps=2, augment_copies=copies), _batches(_tokens(64), 16))
+    assert reports[None]["augmentation"] == {"copies": 20, "rate": 0.15, "samples_after": 64 * 21}
+    assert reports[None]["steps_per_epoch"] == 64 * 21 // 16 and reports[None]["samples"] == 64
+    assert reports[0]["augmentation"] == {"copies": 0} and reports[0]["steps_per_epoch"] == 4
+
+
 def test_distill_keeps_a_pruned_students_zero_weights_at_zero(digits):
     teacher, student, data = _mlp_pair(digits)
     weight = student.module.net[0].weight

@@ -1,0 +1,1 @@
+"""``--prune auto``: the most compressed pruning, distilled, that stays within the tolerance."""

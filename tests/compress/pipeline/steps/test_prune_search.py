@@ -1,0 +1,51 @@
+"""--prune auto through the CLI on a small BERT: candidates pruned, distilled within one budget,
+scored on validation data, the chosen one saved and measured, the front reported and plotted."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from compress.cli.main import main
+from compress.load.loaders import load_model
+from compress.load.text_corpus import calibration_texts
+
+FAST = ["--batch", "2", "--threads", "1", "--quiet", "--seq-len", "32"]
+
+
+@pytest.fixture(scope="module")
+def distill_text(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "distill.txt"
+    path.write_text("\n".join(calibration_texts()[:64]) + "\n")
+    return path
+
+
+def test_cli_prune_auto_distills_every_candidate_keeps_one_and_reports_the_front(tiny_bert, distill_text, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [str(tiny_bert), "--prune", "auto", "--distill", str(distill_text), "--distill-budget", "12s",
+                                       "--no-int8", "--max-drop", "50%", "--json", "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    stage = report["model_passes"]["stages"][0]
+    assert stage["step"] == "PruneSearchConfig"
+    specs = [c["spec"] for c in stage["candidates"]]
+    assert sorted(specs) == sorted(["layers=1,ffn=0.5", "layers=1", "heads=0.33,ffn=0.5,scope=global", "ffn=0.5,scope=global"])
+    assert all(c["distill_steps"] > 0 and c["drop"] is not None for c in stage["candidates"])  # each was distilled and scored
+    assert stage["tolerance"] == pytest.approx(0.5 * 0.75)  # pruning's share of --max-drop
+    chosen = next(c for c in stage["candidates"] if c["spec"] == stage["chosen"])
+    meeting = [c for c in stage["candidates"] if c["meets_tolerance"]]
+    if meeting:  # the fastest within the tolerance, measured at the largest batch size
+        assert chosen["meets_tolerance"] and chosen["latency_p50_ms"]["2"] == min(c["latency_p50_ms"]["2"] for c in meeting)
+    assert any(c["pareto"] for c in stage["candidates"]) and chosen["pareto"] or not chosen["meets_tolerance"]
+    assert stage["plot"] == "prune_search.png" and (out / "prune_search.png").stat().st_size > 1000
+    names = [r["name"] for r in report["results"]]
+    assert names[:2] == ["pytorch-fp32", "pytorch-pruned-distilled"]
+    saved = load_model(out / "model")  # the chosen candidate, as a directory the loaders open
+    assert sum(p.numel() for p in saved.module.parameters()) == chosen["parameters_after"]
+
+
+@pytest.mark.parametrize("flags, message", [(["--resume"], "--prune auto runs several"), (["--distill-steps", "3"], "share a time budget")])
+def test_cli_prune_auto_refuses_flags_of_a_single_distillation(tiny_bert, distill_text, tmp_path, flags, message):
+    result = CliRunner().invoke(main, [str(tiny_bert), "--prune", "auto", "--distill", str(distill_text), *flags, "--out", str(tmp_path / "o"), *FAST])
+    assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
