@@ -27,6 +27,8 @@ def common_options(fn):
         click.option("--force-any", is_flag=True, help="With --force: replace the output directory even if compress did not write it, deleting everything in it."),
         click.option("--calib", type=click.Path(path_type=Path), help="Calibration data: text lines, .npz or .jsonl."),
         click.option("--eval", "eval_file", type=click.Path(path_type=Path), help="Held-out evaluation data (optionally with labels): text, .npz or .jsonl."),
+        click.option("--eval-samples", default=128, show_default=True, type=click.IntRange(1, 100_000),
+                     help="Samples the report scores: from --eval, those after the first ones the INT8 guard validates on (up to 512)."),
         click.option("--int8-mode", type=click.Choice(["auto", "dynamic", "static"]), default="auto", show_default=True, help="Activation quantization; auto: static for CNNs, dynamic for transformers."),
         click.option("--backend", "int8_backend", type=click.Choice(["onnxruntime", "torch"]), default="onnxruntime", show_default=True, help="Where the INT8 model runs: onnxruntime (model.int8.onnx) or torch (model.int8.pt2: PyTorch with compress's INT8 kernels, per-token activation scales)."),
         click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True, help="cpu: integer ops for ONNX Runtime; tensorrt: also model.int8.qdq.onnx (QDQ, checked for TensorRT). Implies static INT8."),
@@ -136,6 +138,7 @@ def compress_model(ctx: click.Context, model_path: Path, inputs, static_shapes: 
         max_drop=parse_fraction(common["max_drop"]) if common["max_drop"] is not None else settings.get("max_drop"),
         search_budget=_flag_or(ctx, "search_budget", parse_duration(common["search_budget"]), settings.get("search_budget"), float),
         charset=_flag_or(ctx, "charset", common["charset"], files.get("charset"), Path),
+        eval_samples=_flag_or(ctx, "eval_samples", common["eval_samples"], settings.get("eval_samples"), int),
     )
     result = run(model, recipe, options, progress)
     if common["as_json"]:

@@ -114,6 +114,8 @@ def global_counts(scores: list[torch.Tensor], total_kept: int, normalise: bool =
     """How many units each layer keeps when ``total_kept`` are kept across all layers by one
     ranking of their scores (each layer's divided by its L2 norm first where ``normalise``); at
     least one per layer."""
+    if not scores:  # nothing of this kind is pruned (e.g. ffn=0.5 alone)
+        return []
     normalised = [s.double() / (max(float(s.double().norm()), 1e-30) if normalise else 1.0) for s in scores]
     counts = [1] * len(scores)
     rest = torch.cat([n.sort(descending=True).values[1:] for n in normalised])  # each layer's best is kept already

@@ -24,7 +24,8 @@ def report_header(model: Model, recipe: list[StepConfig], options: RunOptions) -
         "recipe": [c.to_json() for c in recipe],
         "settings": {"threads": options.threads, "sequence_length": options.seq_len, "batch_sizes": list(options.batch_sizes),
                      **({"metric": options.metric} if isinstance(options.metric, str) else {}),
-                     **({"max_drop": options.max_drop} if options.max_drop is not None else {}), "search_budget": options.search_budget},
+                     **({"max_drop": options.max_drop} if options.max_drop is not None else {}), "search_budget": options.search_budget,
+                     "eval_samples": options.eval_samples},
         "environment": capture_environment(options.threads),  # the same record `compress bench run` keeps
     }
 

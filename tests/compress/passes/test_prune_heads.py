@@ -180,6 +180,16 @@ def test_global_counts_keep_the_total_and_at_least_one_per_layer():
     assert sum(global_counts([torch.rand(12), torch.rand(12), torch.rand(12)], 20)) == 20
 
 
+def test_global_scope_prunes_only_the_kind_asked_for(tmp_path):
+    model = _tiny("bert", tmp_path)
+    attention, _ = find_blocks(model.module)
+    heads_before = [b.num_heads for b in attention]
+    report = prune_heads_(model, HeadPruneConfig(ffn=0.5, importance="magnitude", scope="global"))
+    attention, ffn = find_blocks(model.module)
+    assert [b.num_heads for b in attention] == heads_before and sum(b.width for b in ffn) == 96
+    assert all("heads" not in layer for layer in report["layers"])
+
+
 @pytest.mark.parametrize("family", ["bert", "gpt2"])
 def test_global_scope_prunes_layers_unequally_and_reloads_from_the_saved_dir(family, tmp_path):
     from compress.load.hf_pruned import save_hf_dir

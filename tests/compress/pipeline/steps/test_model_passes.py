@@ -15,22 +15,13 @@ from safetensors.torch import load_file
 from compress.cli.main import main
 from compress.load.data import tokenize
 from compress.load.loaders import load_model
-from compress.load.text_corpus import calibration_texts
 from compress.passes.distill import DistillConfig
 from compress.passes.prune_heads import HeadPruneConfig
 from compress.pipeline.options import RunOptions
 from compress.pipeline.run import run
 from export.onnx.export import OnnxExportConfig
 from export.onnx.session import make_session, run_session
-
-FAST = ["--batch", "2", "--threads", "1", "--quiet", "--seq-len", "32"]
-
-
-@pytest.fixture(scope="module")
-def distill_text(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "distill.txt"
-    path.write_text("\n".join(calibration_texts()[:96]) + "\n")
-    return path
+from tests.compress.pipeline.steps.conftest import FAST
 
 
 def test_cli_prune_distill_int8_reports_every_stage_and_saves_a_loadable_model(tiny_bert, distill_text, tmp_path):

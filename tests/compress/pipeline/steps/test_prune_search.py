@@ -8,16 +8,7 @@ from click.testing import CliRunner
 
 from compress.cli.main import main
 from compress.load.loaders import load_model
-from compress.load.text_corpus import calibration_texts
-
-FAST = ["--batch", "2", "--threads", "1", "--quiet", "--seq-len", "32"]
-
-
-@pytest.fixture(scope="module")
-def distill_text(tmp_path_factory):
-    path = tmp_path_factory.mktemp("data") / "distill.txt"
-    path.write_text("\n".join(calibration_texts()[:64]) + "\n")
-    return path
+from tests.compress.pipeline.steps.conftest import FAST
 
 
 def test_cli_prune_auto_distills_every_candidate_keeps_one_and_reports_the_front(tiny_bert, distill_text, tmp_path):
