@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from compress.core.errors import ConfigError
 from compress.core.model import Model
 
 
@@ -108,7 +109,9 @@ def search_pruning(specs: tuple[str, ...], budget_s: float, rounds: int, hooks: 
         interrupted = True
         hooks.say(f"  search interrupted: keeping the best candidate so far ({best.spec})")
     if best is None:
-        raise KeyboardInterrupt if interrupted else TimeoutError("the pruning search budget ended before one candidate was scored")
+        raise KeyboardInterrupt if interrupted else ConfigError(
+            f"the pruning search's budget of {budget_s:.0f}s ran out before one candidate was distilled (pruning and timing "
+            f"{len(candidates)} candidates took {time.monotonic() - start:.0f}s); raise --distill-budget")
     return SearchResult(best, candidates, interrupted, time.monotonic() - start)
 
 

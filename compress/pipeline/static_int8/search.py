@@ -24,6 +24,7 @@ from compress.pipeline.static_int8.sensitivity import sensitivity_ranking
 SENSITIVITY_SHARE = 0.5  # of the budget left when it starts: the rest is for the candidates it ranks
 DEFAULT_FLOAT_LAYERS = 16  # the fewest the search may leave in float where the config sets no limit
 
+
 @dataclass
 class SearchResult:
     config: Int8StaticConfig | None  # None: the dynamic INT8 candidate won
@@ -82,8 +83,7 @@ def search_int8(builder: StaticInt8Builder, search: Int8SearchConfig, evaluate: 
             left = search.budget_seconds - (time.monotonic() - start)
             ranking_ends = time.monotonic() + SENSITIVITY_SHARE * left
             ranking = sensitivity_ranking(builder, base, evaluate, work, lambda: time.monotonic() > ranking_ends, say)
-            cap = search.max_float_layers if search.max_float_layers is not None else max(DEFAULT_FLOAT_LAYERS, len(ranking) // 2)
-            limit = min(cap, len(ranking) - 1)  # something stays INT8
+            limit = float_layer_limit(search.max_float_layers, len(ranking))
             missed, met, count = 0, None, 1 if limit >= 1 else None
             while count is not None and not over_budget():
                 keep = set(ranking[:count])
@@ -116,6 +116,13 @@ def _better(point: dict, best: dict | None) -> bool:
     if point["meets_tolerance"]:
         return point["latency_p50_ms"] < best["latency_p50_ms"]
     return point["drop"] < best["drop"]
+
+
+def float_layer_limit(configured: int | None, ranked: int) -> int:
+    """The most groups the search may leave in float: the config's limit, else half the ranked
+    groups (at least DEFAULT_FLOAT_LAYERS); always fewer than all, so something stays INT8."""
+    cap = configured if configured is not None else max(DEFAULT_FLOAT_LAYERS, ranked // 2)
+    return min(cap, ranked - 1)
 
 
 def next_float_count(missed: int, met: int | None, limit: int) -> int | None:

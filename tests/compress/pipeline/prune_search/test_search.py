@@ -3,6 +3,7 @@ distilled, along a curve the test sets, and the clock is the seconds handed out.
 
 import pytest
 
+from compress.core.errors import ConfigError
 from compress.pipeline.prune_search import search as search_module
 from compress.pipeline.prune_search.search import SearchHooks, search_pruning
 
@@ -75,3 +76,17 @@ def test_an_interrupted_search_keeps_the_best_candidate_scored_so_far(monkeypatc
     world = World(monkeypatch, {"layers=3": 0.03, "layers=2": 0.002, "ffn=0.5": 0.001, "mild": 0.0}, LATENCY, interrupt_at_call=1)
     with pytest.raises(KeyboardInterrupt):  # nothing scored yet: nothing to keep
         search_pruning(tuple(LATENCY), budget_s=600, rounds=3, hooks=world.hooks())
+
+
+def test_a_budget_spent_before_any_distillation_is_refused_with_a_fix(monkeypatch):
+    world = World(monkeypatch, {"layers=3": 0.03, "layers=2": 0.002, "ffn=0.5": 0.001, "mild": 0.0}, LATENCY)
+    hooks = world.hooks()
+    timed = hooks.time_it
+
+    def slow_timing(spec):
+        world.now += 10  # pruning and timing the candidates alone outlast the budget
+        return timed(spec)
+
+    hooks.time_it = slow_timing
+    with pytest.raises(ConfigError, match="raise --distill-budget"):
+        search_pruning(tuple(LATENCY), budget_s=20, rounds=3, hooks=hooks)

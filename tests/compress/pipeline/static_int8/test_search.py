@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compress.pipeline.static_int8.search import next_float_count
+from compress.pipeline.static_int8.search import float_layer_limit, next_float_count
 
 
 def _walk(meets_from: int, limit: int) -> list[int]:
@@ -26,3 +26,9 @@ def test_float_counts_stop_at_the_limit_when_none_meets():
     assert _walk(99, 16) == [1, 2, 4, 8, 16]
     assert _walk(99, 5) == [1, 2, 4, 5]
     assert _walk(99, 1) == [1]
+
+
+def test_without_a_configured_limit_half_the_groups_may_stay_float_but_never_all():
+    assert float_layer_limit(None, 47) == 23  # the OCR recogniser's Conv groups: 16 were not enough
+    assert float_layer_limit(None, 12) == 11  # at least 16, and something stays INT8
+    assert float_layer_limit(4, 47) == 4 and float_layer_limit(None, 1) == 0
