@@ -1,13 +1,15 @@
 """Our INT8 file against ONNX Runtime's `quantize_dynamic` defaults, timed in interleaved rounds.
 
-    python -m bench.studies.peer_interleaved OUT --eval test.txt [--batch 1] [--rounds 8] [--json FILE]
+    python -m bench.studies.peer_interleaved OUT --eval test.txt [--batch 1] [--rounds 8] [--blocks 20] [--json FILE]
 
 OUT is a `compress` output directory (model.onnx, model.int8.onnx, report.json). The peer is
 `quantize_dynamic(OUT/model.onnx)` with its defaults, what Hugging Face Optimum's ORT quantizer
 runs. A benchmark that times one file and then the other for a few seconds each can be misled by
 a burst of load on a shared machine landing on one of them (the zoo's b1 rows at times differ by
-1.5x between runs); here both are timed in alternating rounds, each round a short median over the
-same batches, and the ratio is reported per round: a ratio that holds in every round is real.
+1.5x between runs, and this machine switches for seconds at a time between two speeds). Here the
+two files run the same batches in short blocks (one pass over the batches each, a fraction of a
+second), back to back in alternating order: each pair of blocks sees the same state of the
+machine, and the median of the paired ratios is reported with its spread, per round and overall.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.measure.latency import measure
 from compress.core.atomic import write_text_atomic
 from compress.load.data import load_data_file
 from compress.load.loaders import load_model
@@ -34,6 +36,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--batches", type=int, default=16, help="different batches cycled through in each round")
     parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--blocks", type=int, default=20, help="paired blocks per round")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -49,23 +52,47 @@ def main(argv=None) -> int:
         quantize_dynamic(str(args.out / "model.onnx"), str(peer))
         sessions = {"ours": make_session(args.out / "model.int8.onnx", args.threads, disabled_optimizers=disabled),
                     "ort-quantize-dynamic": make_session(peer, args.threads)}
-        rounds: dict[str, list[float]] = {name: [] for name in sessions}
-        for _ in range(args.rounds):
-            for name, session in sessions.items():
-                timed = measure(lambda x, s=session: run_session(s, x), batches, warmup=len(batches), min_iters=2 * len(batches), min_seconds=1.0)
-                rounds[name].append(round(timed.p50_ms, 3))
-    ratios = [round(p / o, 3) for p, o in zip(rounds["ort-quantize-dynamic"], rounds["ours"])]
+        for session in sessions.values():  # warm: each batch shape once
+            for batch in batches:
+                run_session(session, batch)
+        rounds = [_paired_round(sessions, batches, args.blocks) for _ in range(args.rounds)]
+    ratios = [r["peer_over_ours_median"] for r in rounds]
+    every = np.concatenate([r["ratios"] for r in rounds])
     result = {"benchmark": "peer_interleaved", "cpu": cpu_info()["model"], "isa": cpu_isa(), "threads": args.threads, "batch": args.batch,
-              "model": report["model"]["source"], "weights": (report.get("int8") or {}).get("weights"), "p50_ms_per_round": rounds,
-              "peer_over_ours_per_round": ratios, "peer_over_ours_median": float(np.median(ratios)),
+              "model": report["model"]["source"], "weights": (report.get("int8") or {}).get("weights"),
+              "p50_ms_per_round": {name: [r["p50_ms"][name] for r in rounds] for name in sessions},
+              "peer_over_ours_per_round": ratios, "peer_over_ours_median": round(float(np.median(every)), 3),
+              "peer_over_ours_quartiles": [round(float(q), 3) for q in np.percentile(every, [25, 75])],
               "ours_faster_in_every_round": all(r > 1 for r in ratios), "peer_faster_in_every_round": all(r < 1 for r in ratios)}
-    for name, values in rounds.items():
+    for name, values in result["p50_ms_per_round"].items():
         print(f"{name:22s} median p50 {np.median(values):7.2f} ms  rounds {values}")
-    print(f"peer / ours per round: {ratios} (median {result['peer_over_ours_median']:.3f}; CPU {result['cpu']}, {result['isa']}, "
-          f"{args.threads} threads, batch {args.batch})")
+    print(f"peer / ours, paired blocks: median {result['peer_over_ours_median']:.3f} (quartiles {result['peer_over_ours_quartiles']}), "
+          f"per round {ratios}; CPU {result['cpu']}, {result['isa']}, {args.threads} threads, batch {args.batch}")
     if args.json is not None:
         write_text_atomic(args.json, json.dumps(result, indent=1) + "\n")
     return 0
+
+
+def _paired_round(sessions: dict, batches: list[dict], blocks: int) -> dict:
+    """``blocks`` pairs of short blocks: one pass over the batches through one file, then the same
+    through the other, the order alternating. Call-by-call alternation would measure something
+    else: each session's threads spin for a while after a call and take the cores from the other."""
+    names = list(sessions)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    ratios = []
+    for i in range(blocks):
+        block = {}
+        for name in (names if i % 2 == 0 else names[::-1]):
+            taken = []
+            for batch in batches:
+                started = time.perf_counter()
+                run_session(sessions[name], batch)
+                taken.append((time.perf_counter() - started) * 1000.0)
+            block[name] = float(np.median(taken))
+            times[name].extend(taken)
+        ratios.append(block[names[1]] / block[names[0]])
+    return {"p50_ms": {name: round(float(np.median(t)), 3) for name, t in times.items()}, "ratios": np.asarray(ratios),
+            "peer_over_ours_median": round(float(np.median(ratios)), 3)}
 
 
 if __name__ == "__main__":
