@@ -62,7 +62,8 @@ def test_replaying_a_transformer_run_reproduces_its_files_within_tolerance(minil
     result = invoke(["run", "--recipe", minilm_run.out_dir / "manifest.json", minilm_path, "--out", replay, "--quiet"])
     assert result.exit_code == 0, result.output
     settings = json.loads((replay / "manifest.json").read_text())["settings"]
-    assert settings == {"threads": 1, "sequence_length": 64, "batch_sizes": [1, 4], "search_budget": 600.0}  # the recorded run's, not the defaults
+    assert settings == {"threads": 1, "sequence_length": 64, "batch_sizes": [1, 4], "search_budget": 600.0,
+                        "eval_samples": 32}  # the recorded run's, not the defaults (128 samples)
     _assert_reproduces(minilm_run.out_dir, replay, builtin_text(minilm_model, "evaluation", 8, 4, 64).batches)
 
 
