@@ -35,7 +35,6 @@ from compress.passes.distill_losses import (
 )
 from compress.passes.teacher_cache import TeacherCache
 
-
 INDEX = "_sample_index"  # which samples a batch holds: the key of the teacher cache
 
 
@@ -52,8 +51,7 @@ class Samples(torch.utils.data.Dataset):
     @property
     def sequence(self) -> int | None:
         """The data's full sequence length, where an attention mask marks it."""
-        mask = self.tensors.get("attention_mask")
-        return int(mask.shape[1]) if mask is not None and mask.dim() == 2 else None
+        return sequence_length(self.tensors)
 
     def __getitem__(self, index):
         return {**{k: v[index] for k, v in self.tensors.items()}, INDEX: torch.as_tensor(index)}
@@ -73,6 +71,12 @@ def trim_padding(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     if length == mask.shape[1]:
         return batch
     return {k: v[:, :length] if v.dim() >= 2 and v.shape[1] == mask.shape[1] else v for k, v in batch.items()}
+
+
+def sequence_length(batch: dict[str, torch.Tensor]) -> int | None:
+    """The sequence length of a batch (or of all samples) as its [batch, sequence] attention mask gives it."""
+    mask = batch.get("attention_mask")
+    return int(mask.shape[1]) if mask is not None and mask.dim() == 2 else None
 
 
 def as_is(batch):
@@ -298,9 +302,7 @@ class DistillRun:
     def _teacher(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The teacher's output and paired hidden states for the batch: from the cache where every
         sample of it is there, else computed (and stored)."""
-        index = batch.pop(INDEX).cpu()
-        mask = batch.get("attention_mask")
-        length = int(mask.shape[1]) if mask is not None and mask.dim() == 2 else None
+        index, length = batch.pop(INDEX).cpu(), sequence_length(batch)
         cache = self.teacher_cache
         cached = cache.get(index, length) if cache is not None else None
         if cached is not None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from compress.core.errors import ConfigError
 from compress.core.model import Model
+from compress.pipeline.pareto import mark_pareto
 
 
 @dataclass
@@ -70,7 +71,7 @@ class SearchResult:
 
     def report(self, tolerance: float) -> dict:
         points = [c.to_json() for c in self.candidates]
-        _mark_pareto(points)
+        mark_pareto(points, _p50)
         return {"tolerance": tolerance, "chosen": self.chosen.spec, "chosen_meets_tolerance": self.chosen.meets,
                 "seconds": round(self.seconds, 1), "interrupted": self.interrupted, "candidates": points}
 
@@ -89,20 +90,13 @@ def search_pruning(specs: tuple[str, ...], budget_s: float, rounds: int, hooks: 
             left = budget_s - (time.monotonic() - start)
             if left <= 0:
                 break
-            share = left / (rounds - round_no + 1) / len(alive) if len(alive) > 1 else left
+            share = left / (rounds - round_no + 1) / len(alive) if len(alive) > 1 else left  # the last one left takes the rest
             for candidate in alive:
                 _train_and_score(candidate, share, round_no, hooks)
             best = choose(candidates, best)
             hooks.save_best(best)
             alive = survivors(alive, round_no)
             hooks.say(f"  after round {round_no}: {', '.join(c.spec for c in alive)} go on; best so far {best.spec}")
-            if len(alive) == 1 and round_no < rounds:  # the last one left takes the rest of the budget now
-                left = budget_s - (time.monotonic() - start)
-                if left > 0:
-                    _train_and_score(alive[0], left, round_no + 1, hooks)
-                    best = choose(candidates, best)
-                    hooks.save_best(best)
-                break
     except KeyboardInterrupt:
         if best is None:
             raise
@@ -145,14 +139,6 @@ def survivors(alive: list[Candidate], round_no: int) -> list[Candidate]:
         if c not in kept:
             c.out_after_round = round_no
     return kept
-
-
-def _mark_pareto(points: list[dict]) -> None:
-    """On the front: no other scored candidate is both at least as fast and at least as accurate (and better in one)."""
-    scored = [p for p in points if p["drop"] is not None]
-    for p in points:
-        p["pareto"] = p["drop"] is not None and not any(
-            q is not p and _p50(q) <= _p50(p) and q["drop"] <= p["drop"] and (_p50(q) < _p50(p) or q["drop"] < p["drop"]) for q in scored)
 
 
 def _p50(point: dict) -> float:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compress.core.errors import CompressError
+from compress.pipeline.pareto import mark_pareto
 from compress.pipeline.static_int8.builder import StaticInt8Builder
 from compress.pipeline.static_int8.config import Int8SearchConfig, Int8StaticConfig
 from compress.pipeline.static_int8.evaluator import Evaluator
@@ -97,7 +98,7 @@ def search_int8(builder: StaticInt8Builder, search: Int8SearchConfig, evaluate: 
         say("  search interrupted: keeping the best configuration so far")
     if best is None:
         raise KeyboardInterrupt if interrupted else CompressError("the INT8 search ran out of budget before trying one configuration; raise --search-budget")
-    _mark_pareto(tried)
+    mark_pareto(tried, lambda point: point["latency_p50_ms"])
     report = {"metric": evaluate.metric_name, "metric_description": evaluate.metric.description,
               "drop_unit": "relative" if evaluate.metric.relative else "points", "reference_score": evaluate.reference_score, "max_drop": search.max_drop,
               "budget_seconds": search.budget_seconds, "seconds": round(time.monotonic() - start, 1), "interrupted": interrupted,
@@ -134,11 +135,3 @@ def next_float_count(missed: int, met: int | None, limit: int) -> int | None:
         count = min(limit, max(1, 2 * missed))
         return count if count > missed else None
     return (missed + met) // 2 if met - missed > 1 else None
-
-
-def _mark_pareto(points: list[dict]) -> None:
-    """A point is on the front when no other point is both at least as fast and at least as accurate (and better in one)."""
-    for p in points:
-        p["pareto"] = not any(
-            q is not p and q["latency_p50_ms"] <= p["latency_p50_ms"] and q["drop"] <= p["drop"]
-            and (q["latency_p50_ms"] < p["latency_p50_ms"] or q["drop"] < p["drop"]) for q in points)
