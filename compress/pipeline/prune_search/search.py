@@ -92,7 +92,7 @@ def search_pruning(specs: tuple[str, ...], budget_s: float, rounds: int, hooks: 
                 break
             share = left / (rounds - round_no + 1) / len(alive) if len(alive) > 1 else left  # the last one left takes the rest
             for candidate in alive:
-                _train_and_score(candidate, share, round_no, hooks)
+                train_and_score(candidate, share, round_no, hooks)
             best = choose(candidates, best)
             hooks.save_best(best)
             alive = survivors(alive, round_no)
@@ -109,7 +109,7 @@ def search_pruning(specs: tuple[str, ...], budget_s: float, rounds: int, hooks: 
     return SearchResult(best, candidates, interrupted, time.monotonic() - start)
 
 
-def _train_and_score(candidate: Candidate, seconds: float, round_no: int, hooks: SearchHooks) -> None:
+def train_and_score(candidate: Candidate, seconds: float, round_no: int, hooks: SearchHooks) -> None:
     started = time.monotonic()
     report = hooks.distill(candidate, seconds)
     candidate.distilled_s += time.monotonic() - started

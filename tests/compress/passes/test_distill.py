@@ -156,6 +156,24 @@ def test_distill_runs_the_teacher_in_the_first_epoch_only_and_learns_as_without_
     assert abs(reports[True]["loss"]["total"]["final"] - reports[False]["loss"]["total"]["final"]) < 0.01 * reports[False]["loss"]["total"]["final"]
 
 
+def test_a_shared_teacher_cache_serves_a_second_student_on_the_same_data_and_not_other_data():
+    from compress.passes.teacher_cache import TeacherCache
+
+    teacher, first = _bert_pair()
+    _, second = _bert_pair()
+    config = DistillConfig(learning_rate=2e-3, batch_size=16, epochs=1)
+    other = TeacherCache(samples=1, sequence=None, data="other data")  # built for other samples: left alone
+    report = distill(teacher, first, config, _batches(_tokens(64), 16), teacher_cache=other)
+    assert report["teacher_cache"]["steps_computing_teacher"] == 4 and other.store == {}
+    shared, calls = TeacherCache(), []
+    handle = teacher.module.register_forward_hook(lambda *_: calls.append(1))
+    reports = [distill(teacher, student, config, _batches(_tokens(64), 16), teacher_cache=shared) for student in (first, second)]
+    handle.remove()
+    assert len(calls) == 4  # the first student's epoch ran the teacher; the second read every target back
+    assert [r["teacher_cache"]["steps_computing_teacher"] for r in reports] == [4, 0]
+    assert reports[1]["teacher_cache"]["steps_from_cache"] == 4
+
+
 def test_distill_augments_a_small_text_set_and_leaves_it_alone_when_told():
     from types import SimpleNamespace
 
