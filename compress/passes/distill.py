@@ -1,7 +1,8 @@
 """Knowledge distillation: train a student (a pruned or smaller model) to answer like its teacher.
 
 The loss is ``output_weight`` x the output loss plus ``hidden_weight`` x the mean hidden-state
-loss over the paired submodules (see ``distill_losses``). The loop is built on Hugging Face
+loss over the paired submodules (see ``distill_losses``), plus ``attention_weight`` x the mean
+KL between the paired layers' attention distributions (``distill_attention``; off by default). The loop is built on Hugging Face
 Accelerate, so the same code runs on the CPU, one GPU, or several under ``accelerate launch``
 (each process then takes every n-th batch, so the effective batch is batch_size x processes).
 
@@ -37,6 +38,7 @@ from compress.core.model import Model
 from compress.core.registry import MODEL_PASS, StepConfig, StepKind, register_config
 from compress.core.spec import to_torch
 from compress.load.distill_checkpoints import open_directory
+from compress.passes.distill_attention import attention_pairs
 from compress.passes.distill_augment import augment_tokens, default_copies
 from compress.passes.distill_loop import DistillRun, Samples
 from compress.passes.distill_losses import HIDDEN_LOSSES, default_hidden_pairs
@@ -53,6 +55,7 @@ class DistillConfig(StepConfig):
     output_weight: float = 1.0  # weight of the loss on the model's output
     hidden_weight: float = 1.0  # weight of the loss between paired hidden states
     hidden_loss: str = "mse"  # "mse" or "cosine"
+    attention_weight: float = 0.0  # weight of the KL between paired layers' attention distributions
     learning_rate: float = 5e-5
     weight_decay: float = 0.01
     batch_size: int = 16
@@ -77,9 +80,11 @@ class DistillConfig(StepConfig):
     def __post_init__(self):
         problems = [
             (self.temperature > 0, f"distillation temperature {self.temperature} must be above 0 (2-4 is typical)"),
-            (self.output_weight >= 0 and self.hidden_weight >= 0,
-             f"distillation loss weights must be 0 or more (output {self.output_weight}, hidden {self.hidden_weight})"),
-            (self.output_weight > 0 or self.hidden_weight > 0, "distillation needs output_weight or hidden_weight above 0"),
+            (min(self.output_weight, self.hidden_weight, self.attention_weight) >= 0,
+             f"distillation loss weights must be 0 or more (output {self.output_weight}, hidden {self.hidden_weight}, "
+             f"attention {self.attention_weight})"),
+            (max(self.output_weight, self.hidden_weight, self.attention_weight) > 0,
+             "distillation needs output_weight, hidden_weight or attention_weight above 0"),
             (self.hidden_loss in HIDDEN_LOSSES, f"distillation hidden_loss {self.hidden_loss!r} is unknown; use one of {', '.join(HIDDEN_LOSSES)}"),
             (self.learning_rate > 0, f"distillation learning rate {self.learning_rate} must be above 0 (1e-5 to 1e-4 is typical)"),
             (self.weight_decay >= 0, f"distillation weight decay {self.weight_decay} must be 0 or more"),
@@ -121,18 +126,18 @@ def distill(teacher: Model, student: Model, config: DistillConfig, batches: list
     if resume and checkpoint_dir is None:
         raise InputError("resuming needs the checkpoint directory of the earlier run; give it, or drop --resume")
     samples, data = _samples(teacher, student, batches, config)
-    if config.hidden_weight == 0:
-        pairs, hidden_note = [], "no hidden-state loss: hidden_weight is 0"
-    elif hidden_pairs is None:
-        pairs, hidden_note = default_hidden_pairs(teacher, student)
+    if hidden_pairs is None:
+        layer_pairs, layer_note = default_hidden_pairs(teacher, student)
     else:
-        pairs, hidden_note = [(str(t), str(s)) for t, s in hidden_pairs], None
-    if config.output_weight == 0 and not pairs:
+        layer_pairs, layer_note = [(str(t), str(s)) for t, s in hidden_pairs], None
+    pairs, hidden_note = (layer_pairs, layer_note) if config.hidden_weight else ([], "no hidden-state loss: hidden_weight is 0")
+    attention = attention_pairs(teacher, student, layer_pairs) if config.attention_weight else ([], "no attention loss: attention_weight is 0")
+    if config.output_weight == 0 and not pairs and not attention[0]:
         raise InputError(f"output_weight is 0 and there is no hidden pair to learn from ({hidden_note}); raise output_weight or pass hidden_pairs")
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     latest = open_directory(checkpoint_dir, resume) if checkpoint_dir is not None else None
     return DistillRun(teacher, student, config, samples, data, pairs, hidden_note, checkpoint_dir, latest, progress, started,
-                     teacher_cache).train()
+                     teacher_cache, attention).train()
 
 
 def _check_models(teacher: Model, student: Model) -> None:

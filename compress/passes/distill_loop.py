@@ -9,6 +9,7 @@ weights, AdamW moments, scheduler and every RNG state.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -33,7 +34,8 @@ from compress.passes.distill_losses import (
     output_loss,
     same_shape,
 )
-from compress.passes.teacher_cache import OUTPUT, TeacherCache
+from compress.passes.distill_attention import AttentionCapture, attention_kl, eager_attention
+from compress.passes.teacher_cache import OUTPUT, SQUARE, TeacherCache
 
 INDEX = "_sample_index"  # which samples a batch holds: the key of the teacher cache
 
@@ -164,16 +166,19 @@ class DistillRun:
 
     def __init__(self, teacher: Model, student: Model, config, samples: Samples, data: dict,
                  pairs: list[tuple[str, str]], hidden_note: str | None, checkpoint_dir: Path | None,
-                 latest: Path | None, progress, started: float, teacher_cache: TeacherCache | None = None):
+                 latest: Path | None, progress, started: float, teacher_cache: TeacherCache | None = None,
+                 attention: tuple[list[tuple[str, str]], str | None] = ([], None)):
         self.teacher, self.student, self.config, self.samples, self.data = teacher, student, config, samples, data
         self.pairs, self.hidden_note, self.checkpoint_dir, self.latest = pairs, hidden_note, checkpoint_dir, latest
         self.progress, self.started = progress, started
+        self.attention_pairs, self.attention_note = attention
         self.step = self.epoch = self.position = self.steps_this_run = 0
         self.sums: dict[str, float] = {}
         self.last: dict[str, float] = {}
         self.saved_step, self.last_checkpoint = None, None
         self.snapshot, self.updating, self.saving = None, False, False
         self.captures: list[HiddenCapture] = []
+        self.attention_captures: list[AttentionCapture] = []
         self.zero_masks: list[tuple[torch.nn.Parameter, torch.Tensor]] = []
         self.teacher_cache = _cache_for(teacher_cache, samples, data) if config.cache_teacher else None
         self.cache_counts = (self.teacher_cache.hits, self.teacher_cache.misses) if self.teacher_cache is not None else (0, 0)
@@ -209,11 +214,17 @@ class DistillRun:
             if self.pairs:
                 self.captures.append(HiddenCapture(teacher_module, [t for t, _ in self.pairs], "teacher"))
                 self.captures.append(HiddenCapture(student_module, [s for _, s in self.pairs], "student"))
+            if self.attention_pairs:
+                self.attention_captures = [AttentionCapture(teacher_module, [t for t, _ in self.attention_pairs], "teacher"),
+                                           AttentionCapture(student_module, [s for _, s in self.attention_pairs], "student")]
+                self.captures += self.attention_captures
             self.steps_per_epoch = len(self.loader)
             if not self.steps_per_epoch:
                 raise InputError(f"distillation data makes no full batch of {config.batch_size} per process; give more data or a smaller --distill-batch")
             resumed_from = self._resume() if self.latest is not None else None
-            stopped_by = self._loop()
+            compared = [s for _, s in self.attention_pairs]
+            with eager_attention([self.teacher, self.student], self.student, compared) if compared else contextlib.nullcontext():
+                stopped_by = self._loop()
         finally:
             for capture in self.captures:
                 capture.remove()
@@ -270,7 +281,7 @@ class DistillRun:
         config = self.config
         self.snapshot = StepSnapshot(self.module)
         self.optimizer.zero_grad(set_to_none=True)
-        teacher_out, teacher_hidden = self._teacher(batch)
+        teacher_out, teacher_hidden, teacher_attention = self._teacher(batch)
         student_out = flatten_outputs(self.module(*_inputs(batch, self.student)))[0]
         mask = batch.get("attention_mask")
         terms = {"output": output_loss(self.student.task, student_out, teacher_out, config.temperature, mask)}
@@ -283,6 +294,11 @@ class DistillRun:
                 per_pair.append(hidden_loss(config.hidden_loss, s_hidden, t_hidden, mask))
             terms["hidden"] = torch.stack(per_pair).mean()
             total = total + config.hidden_weight * terms["hidden"]
+        if self.attention_pairs:
+            per_pair = [attention_kl(self.attention_captures[1].take(s_path), t_probs, mask)
+                        for (_, s_path), t_probs in zip(self.attention_pairs, teacher_attention)]
+            terms["attention"] = torch.stack(per_pair).mean()
+            total = total + config.attention_weight * terms["attention"]
         self.accelerator.backward(total)
         if config.grad_clip is not None:
             self.accelerator.clip_grad_norm_(self.module.parameters(), config.grad_clip)
@@ -300,22 +316,22 @@ class DistillRun:
         self.last = values
         self.sums = {k: self.sums.get(k, 0.0) + v for k, v in values.items()}
 
-    def _teacher(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The teacher's output and paired hidden states for the batch: from the cache where every
-        sample of it is there, else computed (and stored)."""
+    def _teacher(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """The teacher's output, paired hidden states and paired attention probabilities for the
+        batch: from the cache where every sample of it is there, else computed (and stored)."""
         index, length = batch.pop(INDEX).cpu(), sequence_length(batch)
-        cache = self.teacher_cache
-        names = [OUTPUT, *(t for t, _ in self.pairs)]
+        cache, hidden_count = self.teacher_cache, len(self.pairs)
+        names = [OUTPUT, *(t for t, _ in self.pairs), *(t + SQUARE for t, _ in self.attention_pairs)]
         cached = cache.get(index, length, names) if cache is not None else None
-        if cached is not None:
-            out, *hidden = [t.to(self.accelerator.device) for t in cached]
-            return out, hidden
-        with torch.no_grad(), self.accelerator.autocast():
-            out = flatten_outputs(self.teacher.module(*_inputs(batch, self.teacher)))[0]
-            hidden = [self.captures[0].take(t) for t, _ in self.pairs]
-        if cache is not None:
-            out, *hidden = cache.put(index, names, [out, *hidden], length)
-        return out, hidden
+        if cached is None:
+            with torch.no_grad(), self.accelerator.autocast():
+                out = flatten_outputs(self.teacher.module(*_inputs(batch, self.teacher)))[0]
+                hidden = [self.captures[0].take(t) for t, _ in self.pairs]
+                attention = [self.attention_captures[0].take(t) for t, _ in self.attention_pairs]
+            computed = [out, *hidden, *attention]
+            cached = cache.put(index, names, computed, length) if cache is not None else computed
+        out, *rest = [t.to(self.accelerator.device) for t in cached]
+        return out, rest[:hidden_count], rest[hidden_count:]
 
     def _stop_reason(self) -> str | None:
         config = self.config
@@ -400,6 +416,8 @@ class DistillRun:
             "loss": {k: {"final": round(v, 6), "mean": round(self.sums[k] / max(self.step, 1), 6)} for k, v in self.last.items()},
             "hidden_pairs": [list(p) for p in self.pairs],
             "hidden_note": self.hidden_note,
+            "attention_pairs": [list(p) for p in self.attention_pairs],
+            "attention_note": self.attention_note,
             "teacher_cache": self.teacher_cache.report(*self.cache_counts) if self.teacher_cache is not None else {"used": False, "note": "cache_teacher is off"},
             "zeros_kept": sum(int((~keep).sum()) for _, keep in self.zero_masks),
             "learning_rate_schedule": f"linear warmup over {self.config.warmup_steps} steps, then constant {self.config.learning_rate}",

@@ -22,20 +22,22 @@ import torch
 # A cache larger than this is not built (the report says so): the teacher then runs every step.
 MAX_CACHE_BYTES = 6 * 2 ** 30
 OUTPUT = "output"  # the name of the teacher's output among the stored targets
+SQUARE = "#attention"  # names ending so are [batch, heads, sequence, sequence] (attention probabilities)
 
 
 class TeacherCache:
     """Per-sample storage for named teacher tensors.
 
     A tensor whose first two axes are [batch, sequence] (sequence as the batch was trimmed to) is
-    stored padded to the full ``sequence`` length of the data and cut back on reading. ``data``
+    stored padded to the full ``sequence`` length of the data and cut back on reading; so are both
+    sequence axes of attention probabilities (names ending in ``SQUARE``). ``data``
     (the samples' digest) ties a shared cache to one data set: ``serves`` refuses any other. A
     cache made without samples is bound to the first data it is offered (``bind``)."""
 
     def __init__(self, samples: int | None = None, sequence: int | None = None, data: str | None = None):
         self.samples, self.sequence, self.data = samples, sequence, data
         self.store: dict[str, torch.Tensor] = {}
-        self.per_token: dict[str, bool] = {}
+        self.layout: dict[str, str] = {}  # "token" (axis 1 is the sequence), "square" (axes 2 and 3), "whole"
         self.filled: dict[str, torch.Tensor] = {}
         self.disabled_note: str | None = None
         self.hits = self.misses = 0
@@ -65,9 +67,12 @@ class TeacherCache:
                 out.append(tensor)
                 continue
             slot, value = self.store[name], tensor.detach().to(self.store[name].dtype).cpu()
-            if self.per_token[name]:
+            if self.layout[name] == "token":
+                slot[index] = 0
                 slot[index, :value.shape[1]] = value
-                slot[index, value.shape[1]:] = 0
+            elif self.layout[name] == "square":
+                slot[index] = 0
+                slot[index, :, :value.shape[2], :value.shape[3]] = value
             else:
                 slot[index] = value
             self.filled[name][index] = True
@@ -85,12 +90,19 @@ class TeacherCache:
         return out | ({"note": self.disabled_note} if self.disabled_note else {})
 
     def _read(self, name: str, index: torch.Tensor, length: int | None) -> torch.Tensor:
-        value = self.store[name][index]
-        return value[:, :length] if self.per_token[name] and length is not None else value
+        value, layout = self.store[name][index], self.layout[name]
+        if length is None or layout == "whole":
+            return value
+        return value[:, :length] if layout == "token" else value[:, :, :length, :length]
 
     def _allocate(self, name: str, tensor: torch.Tensor, length: int | None) -> bool:
-        per_token = length is not None and self.sequence is not None and tensor.dim() >= 3 and tensor.shape[1] == length
-        shape = (self.samples, self.sequence, *tensor.shape[2:]) if per_token else (self.samples, *tensor.shape[1:])
+        known = length is not None and self.sequence is not None
+        if known and name.endswith(SQUARE) and tensor.dim() == 4 and tensor.shape[2] == tensor.shape[3] == length:
+            layout, shape = "square", (self.samples, tensor.shape[1], self.sequence, self.sequence)
+        elif known and tensor.dim() >= 3 and tensor.shape[1] == length:
+            layout, shape = "token", (self.samples, self.sequence, *tensor.shape[2:])
+        else:
+            layout, shape = "whole", (self.samples, *tensor.shape[1:])
         # the output keeps float32: logits are few and their softmax is sensitive; hidden states go to float16
         dtype = torch.float32 if name == OUTPUT or not tensor.is_floating_point() else torch.float16
         size = torch.Size(shape).numel() * torch.empty((), dtype=dtype).element_size()
@@ -99,6 +111,6 @@ class TeacherCache:
             self.disabled_note = (f"not cached: the teacher's outputs for {self.samples} samples need over {(used + size) / 2 ** 30:.1f} GiB, "
                                   f"above {MAX_CACHE_BYTES / 2 ** 30:.0f} GiB; the teacher runs on every step")
             return False
-        self.store[name], self.per_token[name] = torch.zeros(shape, dtype=dtype), per_token
+        self.store[name], self.layout[name] = torch.zeros(shape, dtype=dtype), layout
         self.filled[name] = torch.zeros(self.samples, dtype=torch.bool)
         return True

@@ -385,3 +385,56 @@ def test_distill_keeps_embedding_tables_only_when_frozen(freeze):
     after = student.module.model.embeddings.word_embeddings.weight
     assert torch.equal(after, before) == freeze
     assert after.requires_grad  # the caller's module comes back as it was given
+
+
+def _attention_gap(teacher, student, pairs, arrays) -> float:
+    """Mean KL between the paired layers' attention distributions on ``arrays``, measured outside distillation."""
+    from compress.passes.distill_attention import AttentionCapture, attention_kl, eager_attention
+
+    inputs = {k: torch.as_tensor(v) for k, v in arrays.items()}
+    with eager_attention([teacher, student], student, []), torch.no_grad():
+        taken = {}
+        for who, model, paths in (("teacher", teacher, [t for t, _ in pairs]), ("student", student, [s for _, s in pairs])):
+            capture = AttentionCapture(model.module, paths, who)
+            model.module.eval()(inputs["input_ids"], inputs["attention_mask"])
+            taken[who] = [capture.take(p) for p in paths]
+            capture.remove()
+    return float(sum(attention_kl(s, t, inputs["attention_mask"]) for s, t in zip(taken["student"], taken["teacher"])) / len(pairs))
+
+
+def _layer_removed_pair():
+    """A teacher whose attention is peaked (query weights scaled up: a random BERT attends almost
+    uniformly) and a student copied from it before that, with its first layer removed."""
+    from compress.passes.prune_layers import LayerPruneConfig, prune_layers_
+
+    teacher, student = _bert_pair()
+    with torch.no_grad():
+        for layer in teacher.hf_model.encoder.layer:
+            layer.attention.self.query.weight.mul_(20.0)
+    prune_layers_(student, LayerPruneConfig(layers=1))
+    return teacher, student
+
+
+def test_the_attention_loss_pulls_a_layer_removed_students_attention_towards_the_teachers_and_leaves_the_models_as_they_were():
+    teacher, student = _layer_removed_pair()
+    data, held_out = _tokens(64), _tokens(32, seed=1)
+    config = DistillConfig(learning_rate=3e-3, batch_size=16, epochs=4, output_weight=0.0, hidden_weight=0.0, attention_weight=1.0)
+    report = distill(teacher, student, config, _batches(data, 16))
+    pairs = [tuple(p) for p in report["attention_pairs"]]
+    assert pairs == [("encoder.encoder.layer.1.attention.self", "encoder.encoder.layer.0.attention.self")]  # the teacher layer it kept
+    assert report["teacher_cache"]["steps_from_cache"] == 12  # attention targets read back after the first epoch
+    after = _attention_gap(teacher, student, pairs, held_out)
+    _, fresh = _layer_removed_pair()
+    assert after < 0.5 * _attention_gap(teacher, fresh, pairs, held_out)
+    assert teacher.hf_model.config._attn_implementation == student.hf_model.config._attn_implementation == "sdpa"
+    assert all(m.p > 0 for m in student.module.modules() if isinstance(m, nn.Dropout))  # the student's dropout back as it was
+
+
+def test_the_attention_loss_skips_layers_whose_heads_were_pruned_and_says_so():
+    from compress.passes.prune_heads import HeadPruneConfig, prune_heads_
+
+    teacher, student = _bert_pair()
+    prune_heads_(student, HeadPruneConfig(heads=0.5, ffn=0.0, importance="magnitude"))
+    config = DistillConfig(learning_rate=1e-3, batch_size=16, max_steps=2, attention_weight=1.0)
+    report = distill(teacher, student, config, _batches(_tokens(32), 16))
+    assert report["attention_pairs"] == [] and "fewer" in report["attention_note"]
