@@ -23,6 +23,8 @@ MODEL_PASS_OPTIONS = [
     click.option("--distill-budget", default="10m", show_default=True, metavar="TIME", help="Time limit of distillation (with --prune auto, of the whole search), e.g. 90s, 10m."),
     click.option("--distill-steps", type=click.IntRange(1, None), help="Step limit of distillation (with or instead of the time budget)."),
     click.option("--distill-batch", default=16, show_default=True, type=click.IntRange(1, 4096), help="Distillation batch size."),
+    click.option("--distill-attention", "attention_weight", default=0.0, show_default=True, type=click.FloatRange(0, None),
+                 help="Weight of the loss between paired layers' attention distributions (TinyBERT, MiniLM); 0 leaves it off."),
     click.option("--lr", "learning_rate", default=1e-4, show_default=True, type=float, help="Distillation learning rate."),
     click.option("--resume", is_flag=True, help="Continue an interrupted distillation from its last checkpoint."),
     click.option("--checkpoint-dir", type=click.Path(path_type=Path), help="Distillation checkpoints [default: OUT.checkpoints]."),
@@ -48,7 +50,7 @@ def model_pass_steps(common: dict) -> list:
     if common["distill"]:
         budget = parse_duration(common["distill_budget"]) if common["distill_budget"] else None
         steps.append(DistillConfig(time_budget_s=budget, max_steps=common["distill_steps"], batch_size=common["distill_batch"],
-                                   learning_rate=common["learning_rate"], seed=common["seed"]))
+                                   learning_rate=common["learning_rate"], seed=common["seed"], attention_weight=common["attention_weight"]))
     elif common["resume"]:
         raise ConfigError("--resume continues a distillation; add --distill FILE as in the interrupted run")
     return steps
@@ -64,7 +66,7 @@ def _prune_search(common: dict, parse_duration):
         raise ConfigError("--distill-steps does not apply to --prune auto, whose candidates share a time budget; give --distill-budget")
     budget = parse_duration(common["distill_budget"]) if common["distill_budget"] else PruneSearchConfig.budget_s
     return PruneSearchConfig(strategy=common["prune_search"], budget_s=budget, batch_size=common["distill_batch"],
-                             learning_rate=common["learning_rate"], seed=common["seed"])
+                             learning_rate=common["learning_rate"], seed=common["seed"], attention_weight=common["attention_weight"])
 
 
 def distill_file(common: dict) -> Path | None:

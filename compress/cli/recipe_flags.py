@@ -11,7 +11,7 @@ from compress.core.registry import StepConfig
 # The flags that say which steps run (and so cannot be combined with --recipe, which says it instead).
 RECIPE_FLAGS = ("int8", "int8_mode", "int8_backend", "target", "shapes", "calib_method", "percentile", "smoothquant",
                 "keep_float", "max_drop", "search_budget", "prune", "distill_budget", "distill_steps", "distill_batch",
-                "learning_rate", "seed", "prune_search")
+                "learning_rate", "seed", "prune_search", "attention_weight")
 
 
 def recipe_from_flags(common: dict, model: Model, static_shapes: bool) -> list[StepConfig]:

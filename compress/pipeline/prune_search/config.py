@@ -33,6 +33,7 @@ class PruneSearchConfig(StepConfig):
     checks: int = 24  # descend: the student is scored after every budget/checks seconds of distillation
     learning_rate: float = 1e-4
     batch_size: int = 32
+    attention_weight: float = 0.0  # of the attention-distribution loss (``DistillConfig.attention_weight``)
     seed: int = 0
 
     def __post_init__(self):

@@ -111,7 +111,8 @@ def _hooks(config: PruneSearchConfig, state: RunState, tolerance: float, work: P
 
     def distill_more(candidate: Candidate, seconds: float) -> dict:
         step = DistillConfig(time_budget_s=max(seconds, 1.0), learning_rate=config.learning_rate, batch_size=config.batch_size,
-                             seed=config.seed, warmup_steps=20, checkpoint_every=10 ** 6)  # a checkpoint at the end of each round
+                             seed=config.seed, warmup_steps=20, attention_weight=config.attention_weight,
+                             checkpoint_every=10 ** 6)  # a checkpoint at the end of each round
         directory = work / re.sub(r"[^a-z0-9.]+", "-", candidate.spec)
         return distill(original, candidate.student, step, data.batches, checkpoint_dir=directory, resume=candidate.distill is not None,
                        progress=state.progress, hidden_pairs=_pairs(original, candidate.student, origins.get(id(candidate.student))),

@@ -40,6 +40,16 @@ def test_cli_prune_distill_int8_reports_every_stage_and_saves_a_loadable_model(t
     np.testing.assert_allclose(saved.forward_numpy(batch)[0], with_onnx, atol=1e-4)
 
 
+def test_cli_layer_removal_with_the_attention_loss_compares_each_kept_layers_attention(tiny_bert, distill_text, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [str(tiny_bert), "--prune", "layers=1", "--distill", str(distill_text), "--distill-attention", "1",
+                                       "--distill-steps", "3", "--no-int8", "--json", "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    stage = next(s for s in json.loads((out / "report.json").read_text())["model_passes"]["stages"] if s["step"] == "DistillConfig")
+    assert stage["attention_pairs"] == [["model.encoder.layer.1.attention.self", "model.encoder.layer.0.attention.self"]]
+    assert stage["loss"]["attention"]["final"] >= 0
+
+
 def test_cli_resume_without_distill_is_refused_with_one_line(tiny_bert, tmp_path):
     result = CliRunner().invoke(main, [str(tiny_bert), "--resume", "--out", str(tmp_path / "o"), *FAST])
     assert result.exit_code == 1 and result.stderr.startswith("error: --resume continues a distillation")
