@@ -17,7 +17,7 @@ import copy
 import time
 from collections.abc import Callable
 
-from compress.core.errors import ConfigError
+from compress.core.errors import ConfigError, InputError
 from compress.core.model import Model
 from compress.pipeline.prune_search.search import (
     Candidate,
@@ -34,12 +34,17 @@ def descend(chain: tuple[str, ...], budget_s: float, check_s: float, hooks: Sear
     """``prune_further(student, spec)`` prunes a copy of ``student`` by one more spec."""
     start = time.monotonic()
     stages: list[Candidate] = []
-    best, interrupted = None, False
+    best, interrupted, notes = None, False, []
     try:
         for step in chain:
             if budget_s - (time.monotonic() - start) <= 0:
                 break
-            stage = _next_stage(stages, step, hooks, prune_further)
+            try:
+                stage = _next_stage(stages, step, hooks, prune_further)
+            except (ConfigError, InputError) as exc:  # e.g. a step this architecture cannot take: the descent ends here
+                hooks.say(f"  cannot prune {step} further: {exc}")
+                notes.append(f"stopped before {step}: {exc}")
+                break
             stages.append(stage)
             while not stage.meets and (left := budget_s - (time.monotonic() - start)) > 0:
                 train_and_score(stage, min(check_s, left), len(stage.rounds) + 1, hooks)
@@ -48,7 +53,7 @@ def descend(chain: tuple[str, ...], budget_s: float, check_s: float, hooks: Sear
             best = stage
             hooks.save_best(best)
             hooks.say(f"  {stage.spec} is within the tolerance after {stage.distilled_s:.0f}s; pruning further")
-        if stages and best is stages[-1] and len(stages) == len(chain):
+        if stages and best is stages[-1]:  # the chain ended (done, or a step it cannot take) with time to spare
             _polish(best, budget_s - (time.monotonic() - start), hooks)
     except KeyboardInterrupt:
         if best is None:
@@ -63,7 +68,7 @@ def descend(chain: tuple[str, ...], budget_s: float, check_s: float, hooks: Sear
     for stage in stages:
         if stage is not best and stage.out_after_round is None and not stage.meets:
             stage.out_after_round = len(stage.rounds)
-    return SearchResult(best, stages, interrupted, time.monotonic() - start)
+    return SearchResult(best, stages, interrupted, time.monotonic() - start, notes)
 
 
 def _next_stage(stages: list[Candidate], step: str, hooks: SearchHooks, prune_further) -> Candidate:
@@ -78,11 +83,11 @@ def _next_stage(stages: list[Candidate], step: str, hooks: SearchHooks, prune_fu
 
 
 def _polish(stage: Candidate, left: float, hooks: SearchHooks) -> None:
-    """The chain's last stage recovered with time to spare: distil it on, and keep the result only
-    if it is still within the tolerance (more distillation rarely hurts, but it is checked)."""
+    """The last stage recovered with time to spare: distil it on, and keep the result only if it
+    is still within the tolerance (more distillation rarely hurts, but it is checked)."""
     if left <= 0:
         return
-    hooks.say(f"  the whole chain is within the tolerance; distilling {stage.spec} for the {left:.0f}s left")
+    hooks.say(f"  nothing left to prune; distilling {stage.spec} for the {left:.0f}s left")
     weights = copy.deepcopy(stage.student.module.state_dict())
     scored = (stage.drop, stage.meets, stage.bound)
     train_and_score(stage, left, len(stage.rounds) + 1, hooks)

@@ -68,12 +68,13 @@ class SearchResult:
     candidates: list[Candidate]
     interrupted: bool
     seconds: float
+    notes: list[str] = field(default_factory=list)
 
     def report(self, tolerance: float) -> dict:
         points = [c.to_json() for c in self.candidates]
         mark_pareto(points, _p50)
         return {"tolerance": tolerance, "chosen": self.chosen.spec, "chosen_meets_tolerance": self.chosen.meets,
-                "seconds": round(self.seconds, 1), "interrupted": self.interrupted, "candidates": points}
+                "seconds": round(self.seconds, 1), "interrupted": self.interrupted, "candidates": points, "notes": self.notes}
 
 
 def search_pruning(specs: tuple[str, ...], budget_s: float, rounds: int, hooks: SearchHooks) -> SearchResult:

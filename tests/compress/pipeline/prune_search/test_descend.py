@@ -98,3 +98,17 @@ def test_ctrl_c_keeps_the_last_stage_within_the_tolerance(monkeypatch):
     world = World(monkeypatch, {"layers=2": 0.0, "ffn=0.5": 0.005}, interrupt_at_call=10)
     result = descend(("layers=2", "ffn=0.5"), budget_s=600, check_s=25, hooks=world.hooks(), prune_further=world.prune_further)
     assert result.interrupted and result.chosen.spec == "layers=2" and result.chosen.meets
+
+
+def test_a_step_the_student_cannot_take_ends_the_descent_with_a_note(monkeypatch):
+    from compress.core.errors import ConfigError
+
+    world = World(monkeypatch, {"layers=2": 0.0, "ffn=0.5": 0.0})
+
+    def refuse(student, spec):
+        raise ConfigError("removing 4 of the model's 4 layers would leave none")
+
+    result = descend(("layers=2", "layers=4"), budget_s=300, check_s=25, hooks=world.hooks(), prune_further=refuse)
+    assert result.chosen.spec == "layers=2" and result.chosen.meets
+    assert result.report(TOLERANCE)["notes"] == ["stopped before layers=4: removing 4 of the model's 4 layers would leave none"]
+    assert sum(seconds for _, seconds in world.calls) == pytest.approx(300)  # what was left went to the stage that recovered
