@@ -33,7 +33,7 @@ from compress.passes.prune_layers import LayerPruneConfig
 from compress.pipeline.options import RunOptions
 from compress.pipeline.run import run
 
-HELD_OUT = 512 + 800
+VALIDATION, HELD_OUT = 512, 800  # the same 800 tweets prune_classifier scores, after its validation head
 ARMS = {  # name: (distillation texts, DistillConfig overrides)
     "base": (8000, {}),
     "attention": (8000, {"attention_weight": 1.0}),
@@ -78,7 +78,8 @@ def _eval(work: Path) -> Path:
     from bench.zoo.tweets import split
 
     path = work / "eval.jsonl"
-    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in split("evaluation")[:HELD_OUT]))
+    held_out = split("evaluation")[VALIDATION:VALIDATION + HELD_OUT]  # no step here needs validation data: give the evaluation alone
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in held_out))
     return path
 
 
