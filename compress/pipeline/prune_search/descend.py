@@ -52,7 +52,7 @@ def descend(chain: tuple[str, ...], budget_s: float, check_s: float, hooks: Sear
                 break  # the budget ran out before this stage recovered: the last one that did is the result
             best = stage
             hooks.save_best(best)
-            hooks.say(f"  {stage.spec} is within the tolerance after {stage.distilled_s:.0f}s; pruning further")
+            hooks.say(f"  {stage.spec} is within the tolerance after {stage.distilled_s:.0f}s of distillation (saved)")
         if stages and best is stages[-1]:  # the chain ended (done, or a step it cannot take) with time to spare
             _polish(best, budget_s - (time.monotonic() - start), hooks)
     except KeyboardInterrupt:
@@ -90,12 +90,20 @@ def _polish(stage: Candidate, left: float, hooks: SearchHooks) -> None:
     hooks.say(f"  nothing left to prune; distilling {stage.spec} for the {left:.0f}s left")
     weights = copy.deepcopy(stage.student.module.state_dict())
     scored = (stage.drop, stage.meets, stage.bound)
-    train_and_score(stage, left, len(stage.rounds) + 1, hooks)
-    if stage.meets:
-        hooks.save_best(stage)
-    else:  # back to the weights saved when it was within the tolerance
+
+    def restore() -> None:  # the weights saved when it was within the tolerance
         stage.student.module.load_state_dict(weights)
         stage.drop, stage.meets, stage.bound = scored
+
+    try:
+        train_and_score(stage, left, len(stage.rounds) + 1, hooks)
+    except KeyboardInterrupt:  # half-polished and unscored: the saved weights are the result
+        restore()
+        raise
+    if stage.meets:
+        hooks.save_best(stage)
+    else:
+        restore()
         stage.rounds[-1]["kept"] = False
 
 

@@ -44,6 +44,7 @@ class World:
     def distill(self, candidate, seconds):
         self.calls.append((candidate.spec, seconds))
         if self.interrupt_at_call is not None and len(self.calls) == self.interrupt_at_call:
+            candidate.student.trained += seconds / 2  # Ctrl-C mid-distillation: the weights have moved
             raise KeyboardInterrupt
         self.now += seconds
         candidate.student.trained += seconds
@@ -112,3 +113,9 @@ def test_a_step_the_student_cannot_take_ends_the_descent_with_a_note(monkeypatch
     assert result.chosen.spec == "layers=2" and result.chosen.meets
     assert result.report(TOLERANCE)["notes"] == ["stopped before layers=4: removing 4 of the model's 4 layers would leave none"]
     assert sum(seconds for _, seconds in world.calls) == pytest.approx(300)  # what was left went to the stage that recovered
+
+
+def test_ctrl_c_while_polishing_keeps_the_weights_that_were_saved(monkeypatch):
+    world = World(monkeypatch, {"layers=2": 0.0}, interrupt_at_call=9)  # 8 checks to recover, then the polish is interrupted
+    result = descend(("layers=2",), budget_s=600, check_s=25, hooks=world.hooks(), prune_further=world.prune_further)
+    assert result.interrupted and result.chosen.meets and result.chosen.student.trained == 200 == world.saved[-1][1]
