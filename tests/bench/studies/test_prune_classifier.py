@@ -19,3 +19,11 @@ def test_a_recipe_meets_its_targets_only_within_a_point_in_agreement_and_faster_
     assert not summary["slow"]["targets_met"]  # 1.25x INT8 alone at batch 1
     assert summary["wrong"]["points_lost"] == 2.0 and not summary["wrong"]["targets_met"]
     assert not summary["flips"]["targets_met"]  # answers changed on 6%
+
+
+def test_paired_ratios_over_int8_alone_decide_the_speed_targets_where_they_were_timed():
+    runs = {"int8": _run(0.80, 0.99, 4.0, 3.0), "good": _run(0.795, 0.96, 5.4, 4.9)}
+    paired = {"good": {"1": {"median": 1.2}, "16": {"median": 1.7}}}  # run against run says 1.35x at b1; paired blocks 1.2x
+    summary = _summary(runs, paired)
+    assert summary["good"]["over_int8_b1"] == 1.35 and summary["good"]["over_int8_b1_paired"] == 1.2
+    assert not summary["good"]["targets_met"]
