@@ -30,9 +30,12 @@ def test_cli_prune_auto_distills_every_candidate_keeps_one_and_reports_the_front
     assert stage["tolerance"] == pytest.approx(0.5 * 0.75)  # pruning's share of --max-drop
     chosen = next(c for c in stage["candidates"] if c["spec"] == stage["chosen"])
     meeting = [c for c in stage["candidates"] if c["meets_tolerance"]]
-    if meeting:  # the fastest within the tolerance, measured at the largest batch size
+    if meeting and strategy == "halving":  # the fastest within the tolerance, measured at the largest batch size
         assert chosen["meets_tolerance"] and chosen["latency_p50_ms"]["2"] == min(c["latency_p50_ms"]["2"] for c in meeting)
-    assert any(c["pareto"] for c in stage["candidates"]) and chosen["pareto"] or not chosen["meets_tolerance"]
+        assert chosen["pareto"]
+    elif meeting:  # the most pruned stage that recovered (a tiny model's stages time within noise of each other)
+        assert chosen is meeting[-1]
+    assert any(c["pareto"] for c in stage["candidates"])
     assert stage["plot"] == "prune_search.png" and (out / "prune_search.png").stat().st_size > 1000
     names = [r["name"] for r in report["results"]]
     assert names[:2] == ["pytorch-fp32", "pytorch-pruned-distilled"]
