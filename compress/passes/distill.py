@@ -1,10 +1,11 @@
 """Knowledge distillation: train a student (a pruned or smaller model) to answer like its teacher.
 
 The loss is ``output_weight`` x the output loss plus ``hidden_weight`` x the mean hidden-state
-loss over the paired submodules (see ``distill_losses``), plus ``attention_weight`` x the mean
-KL between the paired layers' attention distributions (``distill_attention``; off by default). The loop is built on Hugging Face
-Accelerate, so the same code runs on the CPU, one GPU, or several under ``accelerate launch``
-(each process then takes every n-th batch, so the effective batch is batch_size x processes).
+loss over the paired submodules (see ``distill_losses``), plus ``attention_weight`` x the mean KL
+between the paired layers' attention distributions (``distill_attention``; off by default). The
+loop is built on Hugging Face Accelerate, so the same code runs on the CPU, one GPU, or several
+under ``accelerate launch`` (each process then takes every n-th batch, so the effective batch is
+batch_size x processes).
 
 Choices a user should know:
 - the data is concatenated and cut into ``batch_size`` batches, reshuffled every epoch from
@@ -133,7 +134,8 @@ def distill(teacher: Model, student: Model, config: DistillConfig, batches: list
     pairs, hidden_note = (layer_pairs, layer_note) if config.hidden_weight else ([], "no hidden-state loss: hidden_weight is 0")
     attention = attention_pairs(teacher, student, layer_pairs) if config.attention_weight else ([], "no attention loss: attention_weight is 0")
     if config.output_weight == 0 and not pairs and not attention[0]:
-        raise InputError(f"output_weight is 0 and there is no hidden pair to learn from ({hidden_note}); raise output_weight or pass hidden_pairs")
+        raise InputError(f"output_weight is 0 and there is no hidden or attention pair to learn from ({hidden_note}; {attention[1]}); "
+                         "raise output_weight or pass hidden_pairs")
     checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
     latest = open_directory(checkpoint_dir, resume) if checkpoint_dir is not None else None
     return DistillRun(teacher, student, config, samples, data, pairs, hidden_note, checkpoint_dir, latest, progress, started,
