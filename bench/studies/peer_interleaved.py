@@ -46,16 +46,12 @@ def main(argv=None) -> int:
     model = load_model(Path(report["model"]["source"]))
     seq_len = report["settings"]["sequence_length"]
     batches = load_data_file(args.eval, model, batch_size=args.batch, seq_len=seq_len, samples=args.batch * args.batches).batches
-    disabled = tuple((report.get("int8") or {}).get("onnxruntime_disabled_optimizers", ()))
     with tempfile.TemporaryDirectory(prefix="compress-peer-") as tmp:
         peer = Path(tmp) / "peer.int8.onnx"
         quantize_dynamic(str(args.out / "model.onnx"), str(peer))
-        sessions = {"ours": make_session(args.out / "model.int8.onnx", args.threads, disabled_optimizers=disabled),
-                    "ort-quantize-dynamic": make_session(peer, args.threads)}
-        for session in sessions.values():  # warm: each batch shape once
-            for batch in batches:
-                run_session(session, batch)
-        rounds = [_paired_round(sessions, batches, args.blocks) for _ in range(args.rounds)]
+        sessions = {"ours": int8_session(args.out, args.threads), "ort-quantize-dynamic": make_session(peer, args.threads)}
+        warm(sessions, batches)
+        rounds = [paired_round(sessions, batches, args.blocks) for _ in range(args.rounds)]
     ratios = [r["peer_over_ours_median"] for r in rounds]
     every = np.concatenate([r["ratios"] for r in rounds])
     result = {"benchmark": "peer_interleaved", "cpu": cpu_info()["model"], "isa": cpu_isa(), "threads": args.threads, "batch": args.batch,
@@ -73,7 +69,22 @@ def main(argv=None) -> int:
     return 0
 
 
-def _paired_round(sessions: dict, batches: list[dict], blocks: int) -> dict:
+def int8_session(out: Path, threads: int):
+    """An ONNX Runtime session of a ``compress`` output's INT8 file, with the graph optimizers its
+    report says to leave off (as ``compress`` timed it)."""
+    report = json.loads((out / "report.json").read_text())
+    disabled = tuple((report.get("int8") or {}).get("onnxruntime_disabled_optimizers", ()))
+    return make_session(out / "model.int8.onnx", threads, disabled_optimizers=disabled)
+
+
+def warm(sessions: dict, batches: list[dict]) -> None:
+    """Each batch shape through each session once, before anything is timed."""
+    for session in sessions.values():
+        for batch in batches:
+            run_session(session, batch)
+
+
+def paired_round(sessions: dict, batches: list[dict], blocks: int) -> dict:
     """``blocks`` pairs of short blocks: one pass over the batches through one file, then the same
     through the other, the order alternating. Call-by-call alternation would measure something
     else: each session's threads spin for a while after a call and take the cores from the other."""

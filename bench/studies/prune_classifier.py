@@ -117,26 +117,19 @@ def _run(name: str, steps: list, files: dict[str, Path], work: Path, args, progr
 def paired_over_int8(work: Path, names: list[str], eval_file: Path, threads: int, rounds: int = 4, blocks: int = 10) -> dict[str, dict]:
     """Per recipe and batch size: INT8 alone's time over the recipe's INT8 file, median of paired
     blocks (each pair runs the same held-out batches through both, order alternating)."""
-    from bench.studies.peer_interleaved import _paired_round
+    from bench.studies.peer_interleaved import int8_session, paired_round, warm
     from compress.load.data import load_data_file
-    from export.onnx.session import make_session, run_session
-
-    def session(name: str):
-        report = json.loads((work / name / "report.json").read_text())
-        disabled = tuple((report.get("int8") or {}).get("onnxruntime_disabled_optimizers", ()))
-        return make_session(work / name / "model.int8.onnx", threads, disabled_optimizers=disabled)
 
     model = load_model(Path(json.loads((work / "int8" / "report.json").read_text())["model"]["source"]))
+    held_out = {batch: load_data_file(eval_file, model, batch_size=batch, seq_len=64, samples=batch * 8).batches for batch in (1, 16)}
+    alone = int8_session(work / "int8", threads)
     out = {}
     for name in names:
-        sessions = {name: session(name), "int8": session("int8")}
+        sessions = {name: int8_session(work / name, threads), "int8": alone}
         out[name] = {}
-        for batch in (1, 16):
-            batches = load_data_file(eval_file, model, batch_size=batch, seq_len=64, samples=batch * 8).batches
-            for s in sessions.values():  # warm: each batch shape once
-                for b in batches:
-                    run_session(s, b)
-            ratios = [r for _ in range(rounds) for r in _paired_round(sessions, batches, blocks)["ratios"]]
+        for batch, batches in held_out.items():
+            warm(sessions, batches)
+            ratios = [r for _ in range(rounds) for r in paired_round(sessions, batches, blocks)["ratios"]]
             out[name][str(batch)] = {"median": round(float(np.median(ratios)), 3),
                                      "quartiles": [round(float(q), 3) for q in np.percentile(ratios, [25, 75])], "pairs": len(ratios)}
     return out
