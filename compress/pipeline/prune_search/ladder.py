@@ -21,14 +21,17 @@ def ladder(layers: int) -> tuple[str, ...]:
 
 def chain(layers: int) -> tuple[str, ...]:
     """Steps for ``descend`` on a transformer of ``layers`` layers, each pruning the student the
-    ones before it left: a third of the layers, half the FFN, down to half the layers, then a third
-    of the heads ranked globally."""
+    ones before it left: a third of the layers, then down to half the layers, then half the FFN,
+    then a third of the heads ranked globally. Layers go first because a removed layer saves its
+    attention and FFN at every batch size: on MiniLM, three layers removed ran as fast at batch 16
+    as two layers plus half the FFN, twice as fast at batch 1, and kept more answers (95.6% against
+    94.75% agreement after 20 minutes of distillation each)."""
     steps = []
     first = layers // 3
     if first >= 1:
         steps.append(f"layers={first}")
-    steps.append("ffn=0.5")
     if layers // 2 - first >= 1:
         steps.append(f"layers={layers // 2 - first}")
+    steps.append("ffn=0.5")
     steps.append("heads=0.33,scope=global")
     return tuple(steps)

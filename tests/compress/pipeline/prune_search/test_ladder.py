@@ -14,10 +14,10 @@ def test_the_ladder_removes_a_half_then_a_third_of_the_layers_then_prunes_within
         assert parse_prune(spec)  # every rung is a spec a user could type
 
 
-def test_the_chain_removes_a_third_of_the_layers_then_half_the_ffn_then_down_to_half_the_layers_then_heads():
-    assert chain(6) == ("layers=2", "ffn=0.5", "layers=1", "heads=0.33,scope=global")
-    assert chain(12) == ("layers=4", "ffn=0.5", "layers=2", "heads=0.33,scope=global")
-    assert chain(2) == ("ffn=0.5", "layers=1", "heads=0.33,scope=global")
+def test_the_chain_removes_a_third_of_the_layers_then_down_to_half_the_layers_then_half_the_ffn_then_heads():
+    assert chain(6) == ("layers=2", "layers=1", "ffn=0.5", "heads=0.33,scope=global")
+    assert chain(12) == ("layers=4", "layers=2", "ffn=0.5", "heads=0.33,scope=global")
+    assert chain(2) == ("layers=1", "ffn=0.5", "heads=0.33,scope=global")
     assert chain(1) == ("ffn=0.5", "heads=0.33,scope=global")  # a single layer stays
     for spec in chain(12):
         assert parse_prune(spec)
