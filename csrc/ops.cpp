@@ -11,4 +11,11 @@ TORCH_LIBRARY(compress, m) {
   // (q @ w_q.T) accumulated in int32, then * x_scale[:, None] * w_scale[None, :] + bias, then
   // activation ("none" or "gelu", the exact erf form). Output float32, or out_dtype (CUDA: float16/bfloat16 too).
   m.def("int8_linear(Tensor q, Tensor x_scale, Tensor w_q, Tensor w_scale, Tensor? bias, str activation, ScalarType? out_dtype=None) -> Tensor");
+  // int8_linear with the weights packed once for the CPU kernels (cpu/int8_gemm_packed.h; packed by
+  // compress.ops.packing.pack_weight): w_packed [ceil(N/16), ceil(K/4), 16, 4] int8, w_sums [16 ceil(N/16)]
+  // int32 (each output column's weight sum). CPU only; output float32.
+  // Benchmarks only: run the INT8 multiply-accumulate instruction of the chosen CPU path alone on
+  // registers on every thread for `iterations` loops; returns the MACs done (time it to get the peak).
+  m.def("mac_peak(int iterations, str isa) -> int");
+  m.def("int8_linear_packed(Tensor q, Tensor x_scale, Tensor w_packed, Tensor w_sums, Tensor w_scale, Tensor? bias, str activation) -> Tensor");
 }

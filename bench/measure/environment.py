@@ -9,7 +9,7 @@ import platform
 import subprocess
 
 from compress.core.versions import library_versions as manifest_versions
-from compress.ops.cpu_features import cpu_info
+from compress.ops.cpu_features import ISA_PATHS, cpu_info, cpu_isa
 
 _LIBRARIES = ("compress-toolkit", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt", "numpy", "transformers")
 
@@ -41,7 +41,10 @@ def library_versions() -> dict[str, str | None]:
 
 
 def capture(threads: int) -> dict:
-    return {"cpu": cpu_info(), "gpu": gpu_info(), "threads": threads, "os": platform.platform(), "versions": library_versions()}
+    # isa: the CPU kernel path (amx, avx512_vnni, avx_vnni, avx2, portable): ratios measured on one are
+    # never held against another's (bench.studies.ci_gate keeps a baseline per isa)
+    return {"cpu": cpu_info(), "isa": cpu_isa(), "gpu": gpu_info(), "threads": threads, "os": platform.platform(),
+            "versions": library_versions()}
 
 
 def target_name(environment: dict) -> str:
@@ -51,9 +54,18 @@ def target_name(environment: dict) -> str:
     return f"{device}/{environment['threads']}t"
 
 
+def run_isa(environment: dict) -> str:
+    """The CPU kernel class a run was measured on; for runs recorded before the field existed, the
+    one its CPU flags give (the same rule as the kernels' dispatch)."""
+    if environment.get("isa"):
+        return environment["isa"]
+    flags = set(environment.get("cpu", {}).get("flags", []))
+    return next(name for name, needs in ISA_PATHS if needs <= flags)
+
+
 def fingerprint(environment: dict) -> tuple:
     """Equal fingerprints: absolute times are comparable (same hardware, threads and runtimes)."""
     gpu = environment.get("gpu") or {}
     versions = environment.get("versions", {})
-    return (environment.get("cpu", {}).get("model"), environment.get("threads"), gpu.get("name"), gpu.get("driver"),
+    return (environment.get("cpu", {}).get("model"), environment.get("isa"), environment.get("threads"), gpu.get("name"), gpu.get("driver"),
             versions.get("torch"), versions.get("onnxruntime"), versions.get("tensorrt"))

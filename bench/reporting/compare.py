@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bench.measure.environment import fingerprint
+from bench.measure.environment import fingerprint, run_isa
 from bench.measure.retention import primary_retention
 from compress.core.errors import BenchError
 
@@ -65,6 +65,11 @@ def compare(current: dict, baseline: dict, max_latency_regression: float = 0.10,
         same_env = fingerprint(cur_run["environment"]) == fingerprint(base_run["environment"])
         if not same_env:
             out.notes.append(f"{cur_run['target']}: environments differ, so absolute times are not compared")
+        cur_isa, base_isa = run_isa(cur_run["environment"]), run_isa(base_run["environment"])
+        other_class = cur_isa != base_isa and not cur_run["environment"].get("gpu")
+        if other_class:  # VNNI is 2-3x what AVX2 gives the same file: neither side's ratio says anything of the other's
+            out.notes.append(f"{cur_run['target']}: measured on {cur_isa} CPU kernels, the baseline on {base_isa}; "
+                             f"speeds are not compared across CPU classes (use a baseline made on a {cur_isa} CPU)")
         base_jobs = {j["job"]: j for j in base_run["jobs"]}
         for job in cur_run["jobs"]:
             base_job = base_jobs.get(job["job"])
@@ -82,7 +87,11 @@ def compare(current: dict, baseline: dict, max_latency_regression: float = 0.10,
                     out.checks.append(Check(job["job"], result["artifact"], result["backend"], "", "all", None, None, None,
                                             f"skipped: role {result.get('role')} is not gated here"))
                     continue
-                out.checks.extend(_latency_checks(job["job"], result, base, same_env, max_latency_regression))
+                if other_class:
+                    out.checks.append(Check(job["job"], result["artifact"], result["backend"], "", "speed", None, None, None,
+                                            f"skipped: measured on {cur_isa}, baseline on {base_isa}"))
+                else:
+                    out.checks.extend(_latency_checks(job["job"], result, base, same_env, max_latency_regression))
                 out.checks.extend(_retention_checks(job["job"], result, base, max_retention_drop))
     if not shared:
         raise BenchError(f"the two results share no artifact; compare results of the same models "

@@ -44,7 +44,15 @@ def noisy_note(reasons: list[str]) -> list[str]:
     return [f"? not to be trusted, the timing was too noisy: {'; '.join(reasons)}. {NOISY_FIX}"] if reasons else []
 
 
-def format_table(rows: list[dict]) -> str:
+def environment_line(environment: dict) -> str:
+    """Which machine the times in a table belong to: the same recipe is 2x on one CPU and 5x on another."""
+    gpu = environment.get("gpu")
+    where = f"{gpu['name']} (GPU)" if gpu else environment.get("cpu", {}).get("model", "unknown CPU")
+    isa = environment.get("isa") or "isa not recorded"
+    return f"timed on {where}, CPU kernels: {isa}, {environment.get('threads')} threads"
+
+
+def format_table(rows: list[dict], environment: dict | None = None) -> str:
     batch_sizes = list(rows[0]["latency"])
     base_key = "speedup_vs_" + rows[0]["name"]
     header = ["artifact", "size MB"] + [f"b{bs} p50/p90 ms" for bs in batch_sizes] + [f"speed-up b{bs}" for bs in batch_sizes] + ["retention vs original"]
@@ -60,7 +68,8 @@ def format_table(rows: list[dict]) -> str:
     rule = "  ".join("-" * w for w in widths)
     text = ["  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines]
     reasons = list(dict.fromkeys(r for row in rows for r in row.get("speedup_untrusted", {}).values()))
-    return "\n".join([text[0], rule, *text[1:], *noisy_note(reasons)])
+    top = [environment_line(environment)] if environment else []
+    return "\n".join([*top, text[0], rule, *text[1:], *noisy_note(reasons)])
 
 
 NOISY_FIX = "Re-run with nothing else busy on this machine."

@@ -1,7 +1,12 @@
 """The CI regression gate: a small, fast configuration of the suite against a committed baseline.
 
     python -m bench.studies.ci_gate                    # measure, compare, exit 4 on a regression
-    python -m bench.studies.ci_gate --update-baseline  # measure and write the baseline (commit it)
+    python -m bench.studies.ci_gate --update-baseline  # measure and write this CPU class's baseline (commit it)
+
+Baselines are kept per CPU class (bench/baselines/ci_minilm_cpu.<isa>.json: amx, avx512_vnni,
+avx_vnni, avx2, portable): the same INT8 file runs 2-3x faster relative to FP32 on a VNNI CPU
+than on an AVX2 one, so a ratio from one class never judges the other. On a class with no
+baseline the gate measures, says so, and does not gate.
 
 It compresses the bundled MiniLM as `compress demo` does (dynamic INT8), then measures the
 original, our INT8 file and the peers at batch 1 on the CPU backends, and compares each
@@ -19,12 +24,19 @@ import tempfile
 from pathlib import Path
 
 from bench.backends.registry import parse_backends
+from bench.measure.environment import run_isa
 from bench.reporting.compare import compare, format_comparison
 from bench.reporting.schema import load_results, new_file, write_results
 from bench.suite.runner import SuiteOptions, run_suite
 from compress.core.progress import Progress
 
-BASELINE = Path(__file__).parents[1] / "baselines" / "ci_minilm_cpu.json"
+BASELINES = Path(__file__).parents[1] / "baselines"
+
+
+def baseline_path(isa: str) -> Path:
+    return BASELINES / f"ci_minilm_cpu.{isa}.json"
+
+
 MAX_LATENCY_REGRESSION = 0.35
 MAX_RETENTION_DROP = 0.002
 GATED_ROLES = ("ours",)  # the peers (torch, ONNX Runtime) are measured for context; their speed is not ours to gate
@@ -47,7 +59,8 @@ def measure(work: Path, progress: Progress) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update-baseline", action="store_true", help=f"write the measurement to {BASELINE} instead of comparing")
+    parser.add_argument("--update-baseline", action="store_true",
+                        help=f"write the measurement to {baseline_path('<isa>')} for this CPU's class instead of comparing")
     parser.add_argument("--out", type=Path, help="also keep this run's results here")
     args = parser.parse_args(argv)
     progress = Progress()
@@ -55,11 +68,18 @@ def main(argv=None) -> int:
         current = measure(Path(tmp), progress)
     if args.out:
         write_results(current, args.out)
+    isa = run_isa(current["runs"][0]["environment"])
+    baseline_file = baseline_path(isa)
     if args.update_baseline:
-        write_results(current, BASELINE)
-        print(f"wrote {BASELINE}")
+        write_results(current, baseline_file)
+        print(f"wrote {baseline_file}")
         return 0
-    baseline = load_results(BASELINE)
+    if not baseline_file.exists():
+        print(f"measured on {isa} CPU kernels, which have no baseline ({baseline_file.name}); not gated. "
+              f"Run `python -m bench.studies.ci_gate --update-baseline` on such a CPU and commit the file")
+        return 0
+    print(f"gating against the {isa} baseline ({baseline_file.name})")
+    baseline = load_results(baseline_file)
     result = compare(current, baseline, MAX_LATENCY_REGRESSION, MAX_RETENTION_DROP, GATED_ROLES)
     if result.failed:  # confirm before failing: a real regression shows in a second run too, a noisy neighbour rarely does
         print(format_comparison(result))

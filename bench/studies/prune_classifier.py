@@ -109,7 +109,7 @@ def _run(name: str, steps: list, files: dict[str, Path], work: Path, args, progr
     options = RunOptions(out_dir=work / name, eval=files["eval"], distill=files["distill"] if steps else None, metric="accuracy",
                          seq_len=64, threads=args.threads, min_seconds=args.min_seconds, eval_samples=800, max_drop=TARGETS["points"] / 100)
     result = run(model, [*steps, *default_recipe(int8=True)], options, progress)
-    print(format_table(result.report["results"]))
+    print(format_table(result.report["results"], result.report.get("environment")))
     return {"recipe": [type(s).__name__ + json.dumps(s.to_json()) for s in steps], "results": result.report["results"],
             "model_passes": result.report.get("model_passes"), "tolerance": result.report.get("tolerance"), "tolerance_met": result.tolerance_met}
 

@@ -53,8 +53,8 @@ def main(argv=None) -> int:
                             "scope": args.scope},
                "minilm": minilm, "digits": digits, "targets": _targets(minilm["results"], digits)}
     write_text_atomic(args.out, json.dumps(payload, indent=2) + "\n")
-    print(format_table(minilm["results"]))
-    print(format_table(digits["results"]))
+    print(format_table(minilm["results"], minilm.get("environment")))
+    print(format_table(digits["results"], digits.get("environment")))
     for name, check in payload["targets"].items():
         print(f"target {name}: {check['value']} (want {check['want']}) {'MET' if check['met'] else 'NOT MET'}")
     print(f"wrote {args.out}")

@@ -144,7 +144,7 @@ def compress_model(ctx: click.Context, model_path: Path, inputs, static_shapes: 
     if common["as_json"]:
         click.echo(json.dumps(result.report, indent=2))
     else:
-        click.echo(format_table(result.report["results"]))
+        click.echo(format_table(result.report["results"], result.report.get("environment")))
         click.echo(f"\nwrote {result.out_dir}/ ({', '.join(sorted(result.manifest['files']))}, manifest.json)")
     if not result.tolerance_met:
         raise ToleranceNotMet(tolerance_message(result.report))

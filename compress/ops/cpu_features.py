@@ -29,14 +29,27 @@ def cpu_info() -> dict:
             "flags": sorted(f for f in _CPU_FLAGS if f in flags)}
 
 
+# The kernel paths of csrc/cpu/cpu_isa.h, fastest first, and the CPU flags each needs. These names
+# are the `isa` field of every report, manifest and benchmark.
+ISA_PATHS = (("amx", {"amx_tile", "amx_int8", "avx512f", "avx512bw", "avx512_vnni"}),
+             ("avx512_vnni", {"avx512f", "avx512bw", "avx512_vnni"}),
+             ("avx_vnni", {"avx_vnni", "avx2", "fma"}),
+             ("avx2", {"avx2", "fma"}),
+             ("portable", set()))
+ISA_NAMES = tuple(name for name, _ in ISA_PATHS)
+_ALIASES = {"avx512vnni": "avx512_vnni", "avxvnni": "avx_vnni"}  # the spellings COMPRESS_OPS_CPU_ISA also takes
+
+
+def runnable_isas() -> list[str]:
+    """Every kernel path this CPU can run, fastest first (what COMPRESS_OPS_CPU_ISA may force)."""
+    flags = set(cpu_info()["flags"])
+    return [name for name, needs in ISA_PATHS if needs <= flags]
+
+
 def cpu_isa() -> str:
-    """The CPU kernels csrc/cpu/cpu_isa.h picks on this machine (the same rule, from the same CPU flags)."""
+    """The CPU kernels csrc/cpu/cpu_isa.h picks on this machine (the same rule, from the same CPU
+    flags), or the one COMPRESS_OPS_CPU_ISA forces."""
     forced = os.environ.get("COMPRESS_OPS_CPU_ISA", "auto")
     if forced not in ("", "auto"):
-        return forced
-    flags = set(cpu_info()["flags"])
-    if {"avx512f", "avx512bw", "avx512_vnni"} <= flags:
-        return "avx512vnni"
-    if {"avx2", "fma"} <= flags:
-        return "avx2"
-    return "portable"
+        return _ALIASES.get(forced, forced)
+    return runnable_isas()[0]

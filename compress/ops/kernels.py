@@ -3,6 +3,10 @@
 - ``quantize_per_token(x) -> (q, scale)``: symmetric per-row INT8.
 - ``int8_linear(q, x_scale, w_q, w_scale, bias, activation, out_dtype=None)``: INT8 GEMM with the
   dequantize, bias and GELU fused into its epilogue.
+- ``int8_linear_packed(q, x_scale, w_packed, w_sums, w_scale, bias, activation)``: the same on the
+  CPU with the weights packed once (``compress.ops.packing``) in the layout VNNI and AMX read.
+- ``mac_peak(iterations, isa)``: benchmarks only; the chosen CPU path's INT8 instruction alone on
+  every thread, returning the MACs done (the ceiling ``bench.studies.int8_kernels`` reports against).
 
 The kernels are in csrc/. They are loaded, in order, from the library the package build put
 next to this file, else JIT-built with ninja into a cache (``compress.ops.build``). If neither
@@ -28,6 +32,9 @@ SCHEMAS = {
     "quantize_per_token": "quantize_per_token(Tensor x) -> (Tensor, Tensor)",
     "int8_linear": "int8_linear(Tensor q, Tensor x_scale, Tensor w_q, Tensor w_scale, Tensor? bias, str activation, "
                    "ScalarType? out_dtype=None) -> Tensor",
+    "int8_linear_packed": "int8_linear_packed(Tensor q, Tensor x_scale, Tensor w_packed, Tensor w_sums, Tensor w_scale, "
+                          "Tensor? bias, str activation) -> Tensor",
+    "mac_peak": "mac_peak(int iterations, str isa) -> int",
 }
 ACTIVATIONS = ("none", "gelu")
 
@@ -65,6 +72,13 @@ def int8_linear_reference(q: torch.Tensor, x_scale: torch.Tensor, w_q: torch.Ten
     if activation == "gelu":
         y = 0.5 * y * (1 + torch.erf(y * (1 / math.sqrt(2))))
     return y.to(out_dtype or torch.float32)
+
+
+def int8_linear_packed_reference(q: torch.Tensor, x_scale: torch.Tensor, w_packed: torch.Tensor, w_sums: torch.Tensor,
+                                 w_scale: torch.Tensor, bias: torch.Tensor | None, activation: str) -> torch.Tensor:
+    from compress.ops.packing import unpack_weight
+
+    return int8_linear_reference(q, x_scale, unpack_weight(w_packed, w_scale.shape[0], q.shape[1]), w_scale, bias, activation)
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -166,6 +180,9 @@ def _register_reference_impls(dispatch_key: str) -> None:
     lib = torch.library.Library("compress", "IMPL")
     lib.impl("quantize_per_token", _checked_quantize, dispatch_key)
     lib.impl("int8_linear", _checked_int8_linear, dispatch_key)
+    if dispatch_key != "CUDA":  # the packed op is CPU-only: on CUDA it has no kernel, by design
+        lib.impl("int8_linear_packed", _checked_int8_linear_packed, dispatch_key)
+        lib.impl("mac_peak", _no_peak_without_kernels, dispatch_key)
     _IMPL_LIBS.append(lib)
 
 
@@ -183,6 +200,18 @@ def _checked_int8_linear(q, x_scale, w_q, w_scale, bias, activation, out_dtype=N
     return int8_linear_reference(q, x_scale, w_q, w_scale, bias, activation, out_dtype)
 
 
+def _checked_int8_linear_packed(q, x_scale, w_packed, w_sums, w_scale, bias, activation):
+    from compress.ops.checks import check_int8_linear_packed
+
+    check_int8_linear_packed(q, x_scale, w_packed, w_sums, w_scale, bias, activation)
+    return int8_linear_packed_reference(q, x_scale, w_packed, w_sums, w_scale, bias, activation)
+
+
+def _no_peak_without_kernels(iterations, isa):
+    raise RuntimeError("compress::mac_peak times an instruction of the compiled kernels; they are not loaded "
+                       f"({_STATUS.reason if _STATUS else 'reference ops'})")
+
+
 # --- shapes for tracing (torch.compile, torch.export, FakeTensor) ------------------------------
 
 def _register_fakes() -> None:
@@ -196,6 +225,11 @@ def _register_fakes() -> None:
         torch._check(q.dim() == 2 and w_q.dim() == 2, lambda: "compress::int8_linear: q and w_q must be 2-D")
         torch._check(q.shape[1] == w_q.shape[1], lambda: "compress::int8_linear: q and w_q must share K")
         return q.new_empty((q.shape[0], w_q.shape[0]), dtype=out_dtype or torch.float32)
+
+    @torch.library.register_fake("compress::int8_linear_packed")
+    def _(q, x_scale, w_packed, w_sums, w_scale, bias, activation):
+        torch._check(q.dim() == 2 and w_packed.dim() == 4, lambda: "compress::int8_linear_packed: q must be 2-D, w_packed 4-D")
+        return q.new_empty((q.shape[0], w_scale.shape[0]), dtype=torch.float32)
 
 
 _ensure_loaded()

@@ -42,7 +42,7 @@ at::Tensor int8_linear_cpu(const at::Tensor& q, const at::Tensor& x_scale, const
                                                /*allow_half_out=*/false);
   at::Tensor out = at::empty({s.m, s.n}, q.options().dtype(at::kFloat));
   if (s.m == 0 || s.n == 0) return out;
-  const CpuIsa isa = select_cpu_isa("compress::int8_linear");
+  const CpuIsa isa = rows_kernel_isa(select_cpu_isa("compress::int8_linear"));
   const int8_t* qp = q.data_ptr<int8_t>();
   const int8_t* wp = w_q.data_ptr<int8_t>();
   const float* xs = x_scale.data_ptr<float>();

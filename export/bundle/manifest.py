@@ -9,6 +9,7 @@ from pathlib import Path
 
 from compress.core.output_dir import MANIFEST_NAME, MANIFEST_SCHEMA
 from compress.core.versions import library_versions
+from compress.ops.cpu_features import cpu_info, cpu_isa
 
 __all__ = ["MANIFEST_NAME", "MANIFEST_SCHEMA", "file_entries", "sha256_file", "write_manifest"]
 
@@ -38,6 +39,8 @@ def write_manifest(directory: Path, *, recipe: list[dict], model: dict, inputs: 
         "inputs": inputs,
         "outputs": outputs,
         "versions": library_versions(),
+        # the CPU the files were made (and any speeds in the report measured) on, and its INT8 kernel path
+        "built_on": {"cpu": cpu_info()["model"], "isa": cpu_isa()},
         "files": file_entries(directory),
         **(extra or {}),
     }

@@ -30,11 +30,11 @@ def test_int8_linear_follows_the_float_layer_within_int8_rounding(device, bias):
 def test_int8_linear_stores_weights_as_int8_per_output_channel():
     linear = _linear()
     int8 = Int8Linear.from_float(linear)
-    assert int8.w_q.dtype == torch.int8 and int8.w_q.shape == (40, 96) and int8.w_scale.shape == (40,)
+    assert int8.int8_weight().dtype == torch.int8 and int8.int8_weight().shape == (40, 96) and int8.w_scale.shape == (40,)
     torch.testing.assert_close(int8.w_scale, linear.weight.abs().amax(dim=1) / 127)
     # dequantized weights are within half a step of the float ones, row by row
     step = int8.w_scale[:, None]
-    assert ((int8.w_q.float() * step - linear.weight).abs() <= step / 2 + 1e-7).all()
+    assert ((int8.int8_weight().float() * step - linear.weight).abs() <= step / 2 + 1e-7).all()
 
 
 def test_int8_linear_with_fused_gelu_matches_linear_then_gelu():

@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from compress.ops import kernels as ops
-from compress.ops.cpu_features import cpu_isa
+from compress.ops.cpu_features import ISA_NAMES, cpu_isa, runnable_isas
+from compress.ops.packing import pack_weight
 
-ISAS = ["portable", "avx2", "avx512vnni"]
-AVAILABLE = {"portable": True, "avx2": cpu_isa() in ("avx2", "avx512vnni"), "avx512vnni": cpu_isa() == "avx512vnni"}
+ISAS = list(ISA_NAMES)
+AVAILABLE = {name: name in runnable_isas() for name in ISAS}
 SHAPES = [(1, 1, 1), (3, 5, 7), (5, 11, 37), (17, 33, 64), (4, 3, 16), (64, 250, 3072), (130, 97, 200), (0, 4, 8), (6, 0, 8),
           (2, 3, 0)]
 
@@ -70,6 +71,29 @@ def test_int8_linear_matches_reference(isa, shape, activation, with_bias):
     assert got.shape == (m, n) and got.dtype == torch.float32
     # int32 accumulation is exact; only the float epilogue (and GELU's erf) may differ by rounding
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", SHAPES + [(33, 1536, 384), (1, 768, 3072), (19, 70, 130)], ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("activation", ["none", "gelu"])
+def test_int8_linear_packed_matches_reference(isa, shape, activation):
+    m, n, k = shape
+    q, x_scale = ops.quantize_per_token_reference(torch.randn(m, k, generator=torch.Generator().manual_seed(3)))
+    w_q, w_scale, bias = _weights(n, k)
+    w_packed, w_sums = pack_weight(w_q)
+    got = torch.ops.compress.int8_linear_packed(q, x_scale, w_packed, w_sums, w_scale, bias, activation)
+    want = ops.int8_linear_reference(q, x_scale, w_q, w_scale, bias, activation)
+    assert got.shape == (m, n) and got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_int8_linear_packed_is_exact_at_the_extremes(isa):
+    # -127 activations against +-127 weights: the VNNI paths offset activations by 128 (to 1) and
+    # subtract 128 * the column sums; any slip in that shows up as an integer error here
+    q = torch.full((9, 4099), -127, dtype=torch.int8)
+    w_q = torch.full((35, 4099), 127, dtype=torch.int8)
+    w_q[::2] = -127
+    got = torch.ops.compress.int8_linear_packed(q, torch.ones(9), *pack_weight(w_q), torch.ones(35), None, "none")
+    assert torch.equal(got, (q.double() @ w_q.double().T).float())
 
 
 def test_int8_linear_is_exact_on_integer_valued_outputs(isa):
@@ -206,3 +230,20 @@ def test_unknown_cpu_isa_request_is_an_error(monkeypatch):
     monkeypatch.setenv("COMPRESS_OPS_CPU_ISA", "avx9000")
     with pytest.raises(RuntimeError, match="COMPRESS_OPS_CPU_ISA=avx9000 is unknown"):
         _call(_valid())
+
+
+@pytest.mark.parametrize("name", [n for n in ISA_NAMES if n != "portable"])
+def test_mac_peak_runs_the_forced_path_and_counts_its_macs(monkeypatch, name):
+    if not AVAILABLE[name]:
+        pytest.skip(f"this CPU cannot run the {name} kernels (it has {cpu_isa()})")
+    monkeypatch.setenv("COMPRESS_OPS_CPU_ISA", name)
+    per_loop = {"amx": 6 * 16 * 16 * 64, "avx512_vnni": 24 * 64, "avx_vnni": 24 * 32, "avx2": 24 * 16}[name]
+    assert torch.ops.compress.mac_peak(10, name) == 10 * per_loop * torch.get_num_threads()
+
+
+def test_mac_peak_refuses_a_path_other_than_the_one_that_runs(monkeypatch):
+    monkeypatch.setenv("COMPRESS_OPS_CPU_ISA", "portable")
+    with pytest.raises(RuntimeError, match="no single INT8 instruction"):
+        torch.ops.compress.mac_peak(10, "portable")
+    with pytest.raises(RuntimeError, match="asked for avx2 but the kernels run portable"):
+        torch.ops.compress.mac_peak(10, "avx2")
