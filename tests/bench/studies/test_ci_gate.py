@@ -1,7 +1,6 @@
 import copy
 
 from bench.measure.environment import run_isa
-
 from bench.reporting.compare import compare
 from bench.reporting.schema import load_results
 from bench.studies.ci_gate import BASELINES, baseline_path, best_of
