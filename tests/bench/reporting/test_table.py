@@ -55,3 +55,11 @@ def test_steady_timings_leave_no_mark():
     rows = _rows()
     assert add_speedups(rows) == [] and all(r["speedup_untrusted"] == {} for r in rows)
     assert "?" not in format_table(rows)
+
+
+def test_format_table_names_the_machine_and_its_cpu_kernel_path_above_the_times():
+    rows = _rows()
+    add_speedups(rows)
+    env = {"cpu": {"model": "AMD EPYC"}, "isa": "avx512_vnni", "gpu": None, "threads": 2}
+    lines = format_table(rows, env).splitlines()
+    assert lines[0] == "timed on AMD EPYC, CPU kernels: avx512_vnni, 2 threads" and lines[1].startswith("artifact")

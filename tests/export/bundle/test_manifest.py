@@ -4,7 +4,13 @@ import json
 from importlib import metadata
 
 from compress.core.versions import library_versions
-from export.bundle.manifest import MANIFEST_NAME, file_entries, sha256_file, write_manifest
+from compress.ops.cpu_features import cpu_info, cpu_isa
+from export.bundle.manifest import (
+    MANIFEST_NAME,
+    file_entries,
+    sha256_file,
+    write_manifest,
+)
 
 
 def test_sha256_file_equals_hashlib_across_chunk_boundaries(tmp_path):
@@ -27,6 +33,7 @@ def test_write_manifest_lists_every_file_but_itself_with_hash_and_size(tmp_path)
     assert set(manifest["files"]) == {"model.onnx", "sub/extra.txt"}
     assert manifest["files"]["model.onnx"] == {"sha256": hashlib.sha256(b"onnx bytes").hexdigest(), "bytes": 10}
     assert manifest["task"] == "generic" and manifest["outputs"] == ["y"]
+    assert manifest["built_on"] == {"cpu": cpu_info()["model"], "isa": cpu_isa()}  # the speeds in its report belong to this CPU class
     created = dt.datetime.fromisoformat(manifest["created"])
     assert created.tzinfo is not None
     assert abs((dt.datetime.now(dt.timezone.utc) - created).total_seconds()) < 60
