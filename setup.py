@@ -41,9 +41,11 @@ def _extensions():
         def build_extension(self, extension):
             try:
                 super().build_extension(extension)
-                # What the library was built from: compress.ops.kernels rebuilds (JIT) when csrc/ has changed since.
+                # What the library was built from: compress.ops.kernels rebuilds (JIT) when csrc/ has changed since,
                 digest = ops_build.source_digest(with_cuda=extension.name.endswith("_cuda"))
-                Path(ops_build.CSRC.parent, "compress", "ops", extension.name.split(".")[-1] + ".digest").write_text(digest + "\n")
+                # and against which torch: another torch (an upgrade, a user's CUDA build) rebuilds them too
+                Path(ops_build.CSRC.parent, "compress", "ops", extension.name.split(".")[-1] + ".digest").write_text(
+                    f"{digest} torch={torch.__version__}\n")
             except Exception as exc:  # noqa: BLE001  compiler errors come as several types
                 self.extensions.remove(extension)  # nothing to copy into the package (one extension: safe mid-loop)
                 print(f"warning: the compress kernels were not built ahead of time ({exc}); "

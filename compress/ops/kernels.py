@@ -133,8 +133,12 @@ def _load_extension(prebuilt_ok: bool) -> tuple[Path, bool]:
     with_cuda = torch.cuda.is_available() and torch.version.cuda is not None
     prebuilt = _prebuilt_library() if prebuilt_ok else None
     if prebuilt is not None and (not with_cuda or "cuda" in prebuilt.name) and _is_current(prebuilt, ops_build):
-        torch.ops.load_library(str(prebuilt))
-        return prebuilt, "cuda" in prebuilt.name
+        try:
+            torch.ops.load_library(str(prebuilt))
+            return prebuilt, "cuda" in prebuilt.name
+        except OSError as exc:  # built against another torch (an upgrade since): build for this one instead
+            warnings.warn(f"compress.ops.kernels: the prebuilt kernels do not load with torch {torch.__version__} "
+                          f"({_first_error(exc)[:200]}); building them for it", RuntimeWarning, stacklevel=3)
 
     if with_cuda and ops_build.nvcc() is None:
         with_cuda = False  # CPU kernels now; the CUDA ops fall back to the references with a reason
@@ -144,12 +148,18 @@ def _load_extension(prebuilt_ok: bool) -> tuple[Path, bool]:
 
 
 def _is_current(library: Path, ops_build) -> bool:
-    """False when csrc/ changed after the package build (an editable install being worked on)."""
+    """False when csrc/ changed after the package build (an editable install being worked on), or
+    when the library was built against another torch than the one running (the C++ ABI differs)."""
     recorded = library.parent / (library.name.split(".")[0] + ".digest")
+    if not recorded.exists():
+        return True  # built by an older setup.py that recorded nothing
+    fields = dict(part.split("=", 1) for part in recorded.read_text().split()[1:] if "=" in part)
+    if fields.get("torch", torch.__version__) != torch.__version__:
+        return False
     current = ops_build.source_digest("cuda" in library.name)
-    if current is None or not recorded.exists():
+    if current is None:
         return True  # a wheel install ships no sources to compare with
-    return recorded.read_text().strip() == current
+    return recorded.read_text().split()[0] == current
 
 
 def _prebuilt_library() -> Path | None:

@@ -1,8 +1,8 @@
 // compress::int8_linear_packed on the CPU: int8_linear with the weights packed once (at
 // quantization) in the VNNI/AMX layout of int8_gemm_packed.h. Per call it only prepares the
 // activations for the chosen instruction set, then splits the output into tiles sized for the
-// caches, runs the GEMM of each into a small int32 buffer and the fused epilogue (dequantize,
-// bias, GELU) while that buffer is still in L1/L2. Rows split across threads for large M,
+// caches, and runs each tile 48 rows at a time: the GEMM into a small int32 buffer, then the
+// fused epilogue (dequantize, bias, GELU) while that buffer is still in L1/L2. Rows split across threads for large M,
 // columns for small M.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -85,38 +85,42 @@ at::Tensor int8_linear_packed_cpu(const at::Tensor& q, const at::Tensor& x_scale
   const int64_t m_tiles = (s.m + t.mb - 1) / t.mb, n_tiles = (s.n + t.nb - 1) / t.nb;
   const bool column_major = m_tiles < n_tiles;  // consecutive tiles of a thread share activations or weights
   at::parallel_for(0, m_tiles * n_tiles, 1, [&](int64_t begin, int64_t end) {
-    // Whole 16-column blocks (and, for AMX, 16-row tiles) land in this buffer; padding is ignored.
+    // One strip of rows at a time: its int32 results (at most 48 x 480) stay in L1/L2 until the
+    // epilogue has read them. Whole 16-column blocks (and, for AMX, 16-row tiles) land here.
     const int64_t ldc = round_up(t.nb, kColStep);
-    std::vector<int32_t> c(static_cast<size_t>(round_up(t.mb, 16) * ldc));
+    std::vector<int32_t> c(static_cast<size_t>(kRowStep * ldc));
     for (int64_t tile = begin; tile < end; ++tile) {
       const int64_t mi = column_major ? tile / n_tiles : tile % m_tiles;
       const int64_t ni = column_major ? tile % n_tiles : tile / m_tiles;
-      const int64_t m0 = mi * t.mb, n0 = ni * t.nb;
-      const int64_t m1 = std::min(s.m, m0 + t.mb), n1 = std::min(s.n, n0 + t.nb);
-      switch (isa) {
-        case CpuIsa::kAmx:
-          packed_tile_amx(packed.data_ptr<uint8_t>(), lda, wp, sp, groups, m0, m1, n0, n1, c.data(), ldc);
-          break;
-        case CpuIsa::kAvx512Vnni:
-          packed_tile_avx512vnni(packed.data_ptr<uint8_t>(), lda, wp, sp, groups, m0, m1, n0, n1, c.data(), ldc);
-          break;
-        case CpuIsa::kAvxVnni:
-          packed_tile_avxvnni(packed.data_ptr<uint8_t>(), lda, wp, sp, groups, m0, m1, n0, n1, c.data(), ldc);
-          break;
-        case CpuIsa::kAvx2:
-          packed_tile_avx2(packed.data_ptr<int16_t>(), lda, wp, groups, m0, m1, n0, n1, c.data(), ldc);
-          break;
-        default:
-          packed_tile_portable(qp, s.k, s.k, wp, groups, m0, m1, n0, n1, c.data(), ldc);
-      }
-      for (int64_t m = m0; m < m1; ++m) {
-        const int32_t* crow = c.data() + (m - m0) * ldc;
-        float* orow = op + m * s.n + n0;
-        const float* brow = bp ? bp + n0 : nullptr;
-        if (isa == CpuIsa::kPortable) {
-          epilogue_row_portable(crow, n1 - n0, xs[m], ws + n0, brow, gelu, orow);
-        } else {
-          epilogue_row_avx2(crow, n1 - n0, xs[m], ws + n0, brow, gelu, orow);
+      const int64_t n0 = ni * t.nb, n1 = std::min(s.n, n0 + t.nb);
+      const int64_t tile_end = std::min(s.m, (mi + 1) * t.mb);
+      for (int64_t m0 = mi * t.mb; m0 < tile_end; m0 += kRowStep) {
+        const int64_t m1 = std::min(tile_end, m0 + kRowStep);
+        switch (isa) {
+          case CpuIsa::kAmx:
+            packed_tile_amx(packed.data_ptr<uint8_t>(), lda, wp, sp, groups, m0, m1, n0, n1, c.data(), ldc);
+            break;
+          case CpuIsa::kAvx512Vnni:
+            packed_tile_avx512vnni(packed.data_ptr<uint8_t>(), lda, wp, sp, groups, m0, m1, n0, n1, c.data(), ldc);
+            break;
+          case CpuIsa::kAvxVnni:
+            packed_tile_avxvnni(packed.data_ptr<uint8_t>(), lda, wp, sp, groups, m0, m1, n0, n1, c.data(), ldc);
+            break;
+          case CpuIsa::kAvx2:
+            packed_tile_avx2(packed.data_ptr<int16_t>(), lda, wp, groups, m0, m1, n0, n1, c.data(), ldc);
+            break;
+          default:
+            packed_tile_portable(qp, s.k, s.k, wp, groups, m0, m1, n0, n1, c.data(), ldc);
+        }
+        for (int64_t m = m0; m < m1; ++m) {
+          const int32_t* crow = c.data() + (m - m0) * ldc;
+          float* orow = op + m * s.n + n0;
+          const float* brow = bp ? bp + n0 : nullptr;
+          if (isa == CpuIsa::kPortable) {
+            epilogue_row_portable(crow, n1 - n0, xs[m], ws + n0, brow, gelu, orow);
+          } else {
+            epilogue_row_avx2(crow, n1 - n0, xs[m], ws + n0, brow, gelu, orow);
+          }
         }
       }
     }

@@ -81,3 +81,21 @@ def test_an_unknown_mode_is_refused(tmp_path):
     full_env = {**os.environ, "COMPRESS_OPS": "fast"}
     proc = subprocess.run([sys.executable, "-c", "import compress.ops.kernels"], cwd=REPO, env=full_env, capture_output=True, text=True)
     assert proc.returncode != 0 and "COMPRESS_OPS='fast' is unknown; use one of auto, jit, reference" in proc.stderr
+
+
+def test_a_prebuilt_library_is_current_only_for_the_sources_and_the_torch_it_was_built_from(tmp_path):
+    import torch
+
+    from compress.ops import build as ops_build
+    from compress.ops import kernels as ops
+
+    library = tmp_path / "_C.cpython-311-x86_64-linux-gnu.so"
+    library.write_bytes(b"")
+    digest = ops_build.source_digest(with_cuda=False)
+    recorded = tmp_path / "_C.digest"
+    for text, current in ((f"{digest} torch={torch.__version__}\n", True),
+                          (f"{digest} torch=2.11.0+cu130\n", False),  # a user's other torch: the C++ ABI differs, rebuild
+                          (f"0123456789ab torch={torch.__version__}\n", False),  # csrc/ changed since the build
+                          (f"{digest}\n", True)):  # recorded by an older setup.py: sources only
+        recorded.write_text(text)
+        assert ops._is_current(library, ops_build) is current, text
