@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="compress-torch-vs-ort-") as tmp:
         onnx_out, torch_out = compress_both(Path(tmp), get_model_path(), args.seq_len)
         program = load_model(torch_out / "model.int8.pt2")
-        sessions = {"ort-int8": int8_session(onnx_out, args.threads), "torch-int8": program}
+        # paired_round's ratio is the second's time over the first's: ORT's over ours, our speed-up
+        sessions = {"torch-int8": program, "ort-int8": int8_session(onnx_out, args.threads)}
 
         def run(session, batch):
             return session.forward_numpy(batch) if session is program else run_session(session, batch)
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
             batches = builtin_text(original, "evaluation", 8 * batch, batch, args.seq_len).batches
             warm(sessions, batches, run)
             rounds = [paired_round(sessions, batches, args.blocks, run) for _ in range(args.rounds)]
-            every = np.concatenate([r["ratios"] for r in rounds])  # ORT time / torch time, paired
+            every = np.concatenate([r["ratios"] for r in rounds])  # ORT's time / torch's, paired: > 1 is torch faster
             result["batches"][str(batch)] = {
                 "p50_ms": {name: round(float(np.median([r["p50_ms"][name] for r in rounds])), 3) for name in sessions},
                 "torch_over_ort_median": round(float(np.median(every)), 3),

@@ -22,7 +22,7 @@ namespace {
 int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
 // 48 rows divide by every micro-kernel's row count (3, 6, 8, 16); 16 columns are one packed block.
-constexpr int64_t kRowStep = 48, kColStep = kPackCols;
+constexpr int64_t kRowStep = 48, kColStep = kPackCols, kColPanel = 3 * kPackCols;
 
 struct Tiling {
   int64_t mb, nb;
@@ -33,14 +33,16 @@ struct Tiling {
 Tiling choose_tiling(int64_t m, int64_t n, int64_t lda_bytes, int64_t k_padded) {
   const int64_t a_budget = 192 * 1024, w_budget = 256 * 1024;
   int64_t mb = std::clamp<int64_t>(a_budget / std::max<int64_t>(lda_bytes, 1) / kRowStep * kRowStep, kRowStep, 480);
-  int64_t nb = std::clamp<int64_t>(w_budget / std::max<int64_t>(k_padded, 1) / 48 * 48, 48, 480);
+  int64_t nb = std::clamp<int64_t>(w_budget / std::max<int64_t>(k_padded, 1) / kColPanel * kColPanel, kColPanel, 480);
   mb = std::min(mb, m);
   nb = std::min(nb, round_up(n, kColStep));
   const int64_t threads = at::get_num_threads();
   const auto tiles = [&] { return ((m + mb - 1) / mb) * ((n + nb - 1) / nb); };
-  // Enough tiles that every thread gets work: split the columns first (M = 1 has nothing else).
-  while (nb > kColStep && tiles() < 4 * threads) nb = std::max(kColStep, nb / 2 / kColStep * kColStep);
-  while (mb > kRowStep && tiles() < 2 * threads) mb = std::max(kRowStep, mb / 2 / kRowStep * kRowStep);
+  // Enough tiles that every thread gets work: split the rows while there are many (each tile then
+  // keeps its whole weight panel), then the columns in whole 48-column panels, which the widest
+  // micro-kernels fill (narrower ones only at the right edge).
+  while (mb > kRowStep && tiles() < 4 * threads) mb = std::max(kRowStep, mb / 2 / kRowStep * kRowStep);
+  while (nb > kColPanel && tiles() < 4 * threads) nb = std::max(kColPanel, nb / 2 / kColPanel * kColPanel);
   return {mb, nb};
 }
 
