@@ -31,7 +31,7 @@ def common_options(fn):
                      help="Samples the report scores: from --eval, those after the first ones the INT8 guard validates on (up to 512)."),
         click.option("--int8-mode", type=click.Choice(["auto", "dynamic", "static"]), default="auto", show_default=True, help="Activation quantization; auto: static for CNNs, dynamic for transformers."),
         click.option("--backend", "int8_backend", type=click.Choice(["onnxruntime", "torch"]), default="onnxruntime", show_default=True, help="Where the INT8 model runs: onnxruntime (model.int8.onnx) or torch (model.int8.pt2: PyTorch with compress's INT8 kernels, per-token activation scales)."),
-        click.option("--target", type=click.Choice(["cpu", "tensorrt"]), default="cpu", show_default=True, help="cpu: integer ops for ONNX Runtime; tensorrt: also model.int8.qdq.onnx (QDQ, checked for TensorRT). Implies static INT8."),
+        click.option("--target", type=click.Choice(["cpu", "tensorrt", "aoti"]), default="cpu", show_default=True, help="cpu: integer ops for ONNX Runtime; tensorrt: also model.int8.qdq.onnx (QDQ, checked for TensorRT), implies static INT8; aoti (with --backend torch): also an AOTInductor package of the INT8 program compiled for this CPU."),
         click.option("--shapes", default=None, metavar="AXIS=MIN:OPT:MAX,...", help="With --target tensorrt: the engine's optimization profile, e.g. batch=1:8:32,seq=16:128:512."),
         click.option("--calib-method", type=click.Choice(["minmax", "percentile", "entropy", "mse"]), help="Activation range method for static INT8 [default: minmax]. Implies static INT8."),
         click.option("--percentile", type=float, default=99.999, show_default=True, help="Percentile for --calib-method percentile."),

@@ -18,6 +18,8 @@ def recipe_from_flags(common: dict, model: Model, static_shapes: bool) -> list[S
     from export.onnx.export import OnnxExportConfig
 
     recipe = [*model_pass_steps(common), OnnxExportConfig(dynamic=not static_shapes)]
+    if common["target"] == "aoti" and (not common["int8"] or common["int8_backend"] != "torch"):
+        raise InputError("--target aoti compiles the PyTorch INT8 program with AOTInductor; use it with --int8 --backend torch")
     if common["int8"]:
         recipe.append(int8_step(common, has_torch=not model.is_onnx, text_model=model.tokenizer is not None or model.hf_model is not None))
     if common["int8"] and common["target"] == "tensorrt" and common["int8_backend"] != "torch":
@@ -28,6 +30,10 @@ def recipe_from_flags(common: dict, model: Model, static_shapes: bool) -> list[S
         recipe.append(TensorRTEngineConfig(shapes=common["shapes"]))
     elif common["shapes"]:
         raise InputError("--shapes sets the TensorRT engine's optimization profile; it needs --int8 --target tensorrt")
+    if common["target"] == "aoti":
+        from export.aoti.config import AotiPackageConfig
+
+        recipe.append(AotiPackageConfig(device="cpu"))
     return recipe
 
 
@@ -61,7 +67,7 @@ def _int8_kernels_step(common: dict, has_torch: bool) -> StepConfig:
 
     if not has_torch:
         raise InputError("--backend torch quantizes a PyTorch model; this input is ONNX. Drop --backend torch, or give the HF dir / .pt2 / .pt")
-    onnx_only = {"--target tensorrt": common["target"] != "cpu", "--int8-mode static": common["int8_mode"] == "static",
+    onnx_only = {"--target tensorrt": common["target"] == "tensorrt", "--int8-mode static": common["int8_mode"] == "static",
                  "--calib-method": common["calib_method"] is not None, "--smoothquant": common["smoothquant"] is not None,
                  "--keep-float": bool(common["keep_float"]), "--max-drop": common["max_drop"] is not None}
     given = [flag for flag, on in onnx_only.items() if on]

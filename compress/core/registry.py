@@ -36,6 +36,7 @@ ARTIFACTS = {
     "onnx-qdq": "a TensorRT QDQ file (made by Int8StaticConfig or Int8SearchConfig with target='tensorrt')",
     "pt2-int8": "an INT8 torch.export program (made by Int8DynamicConfig)",
     "engine": "a TensorRT engine (made by TensorRTEngineConfig)",
+    "aoti": "an AOTInductor package (made by AotiPackageConfig)",
 }
 
 MODEL_PASS = StepKind("model pass", ("pytorch",), ("pytorch",))  # PyTorch -> PyTorch, in memory
@@ -43,7 +44,8 @@ ONNX_EXPORT = StepKind("export", ("pytorch", "onnx-source"), ("onnx",))
 ONNX_INT8 = StepKind("ONNX INT8", ("onnx",), ("onnx-int8", "onnx-qdq"))  # file to file
 TORCH_INT8 = StepKind("PyTorch INT8", ("pytorch",), ("pt2-int8",))
 ENGINE_BUILD = StepKind("engine build", ("onnx-qdq",), ("engine",))
-KINDS = {k.name: k for k in (MODEL_PASS, ONNX_EXPORT, ONNX_INT8, TORCH_INT8, ENGINE_BUILD)}
+AOTI_BUILD = StepKind("AOTInductor build", ("pt2-int8",), ("aoti",))
+KINDS = {k.name: k for k in (MODEL_PASS, ONNX_EXPORT, ONNX_INT8, TORCH_INT8, ENGINE_BUILD, AOTI_BUILD)}
 
 _CONFIGS: dict[str, type["StepConfig"]] = {}
 _HANDLERS: dict[type, "Handler"] = {}

@@ -1,0 +1,149 @@
+"""``torch.export`` program (.pt2) → AOTInductor package: the graph compiled ahead of time to C++
+(and CUDA where the program runs on a GPU) by Inductor, with our INT8 ops called through the
+dispatcher, loadable from Python (``torch._inductor.aoti_load_package``) or C++
+(``torch::inductor::AOTIModelPackageLoader``) without the model's Python code.
+
+A package is bound to what it was compiled for: the device (and on the CPU the kernel path
+Inductor's code was generated for, on CUDA the compute capability) and the torch version. It is
+named for that (``model.int8.aoti.cpu-avx512_vnni.torch2.13.pt2``) and a sidecar ``.pt2.json``
+records it, as the TensorRT engine's does, so the runtime can refuse a package that does not
+match and fall back to the portable program.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compress.core.atomic import atomic_path, write_bytes_atomic
+from compress.core.errors import ExportError, InputError
+
+AOTI_SCHEMA = "compress.aoti/1"
+
+
+def torch_minor(version: str | None = None) -> str:
+    """'2.13.0+cpu' -> '2.13': packages are tied to the torch they were compiled with."""
+    return ".".join((version or torch.__version__).split("+")[0].split(".")[:2])
+
+
+def device_tag(device: str) -> str:
+    if device == "cpu":
+        from compress.ops.cpu_features import cpu_isa
+
+        return f"cpu-{cpu_isa()}"
+    major, minor = torch.cuda.get_device_capability()
+    return f"sm{major}{minor}"
+
+
+def aoti_file_name(stem: str, device: str) -> str:
+    return f"{stem}.aoti.{device_tag(device)}.torch{torch_minor()}.pt2"
+
+
+def build_aoti_package(program_path: Path, out_dir: Path, device: str, examples: list[tuple[torch.Tensor, ...]],
+                       atol: float = 1e-4) -> dict:
+    """Compile ``program_path`` for ``device`` into ``out_dir``; check the loaded package against
+    the program on every example (several shapes exercise the dynamic axes); returns the sidecar."""
+    from compress.ops import kernels  # noqa: F401  the program calls torch.ops.compress
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("an AOTInductor CUDA package needs a CUDA device to compile on; none is visible to torch")
+    program = torch.export.load(str(program_path))
+    stem = Path(program_path).name.removesuffix(".pt2")
+    target = Path(out_dir) / aoti_file_name(stem, device)
+    with atomic_path(target) as partial:
+        try:
+            torch._inductor.aoti_compile_and_package(program, package_path=str(partial))
+        except Exception as exc:  # Inductor raises many types; the first line names the op or the compiler error
+            raise ExportError(f"AOTInductor could not compile {Path(program_path).name}: {str(exc).splitlines()[0][:300]}") from exc
+        worst = _check_package(program, partial, examples, device, atol)
+    meta = {"schema": AOTI_SCHEMA, "file": target.name, "source_program": Path(program_path).name, "device": device,
+            "device_tag": device_tag(device), "torch_version": torch.__version__, "max_abs_error": worst,
+            "shapes_checked": len(examples)}
+    if device == "cuda":
+        meta["gpu"] = torch.cuda.get_device_name()
+    write_bytes_atomic(sidecar_path(target), (json.dumps(meta, indent=2) + "\n").encode())
+    return meta
+
+
+def sidecar_path(package: Path) -> Path:
+    return Path(package).with_name(Path(package).name + ".json")
+
+
+def read_aoti_metadata(package: Path) -> dict:
+    sidecar = sidecar_path(package)
+    try:
+        meta = json.loads(sidecar.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{sidecar} is missing: the package's device and torch version are unknown; rebuild it with "
+                         "compress build-engine --aoti") from None
+    except ValueError as exc:
+        raise InputError(f"{sidecar} is corrupt ({exc}); rebuild it with compress build-engine --aoti") from None
+    if meta.get("schema") != AOTI_SCHEMA:
+        raise InputError(f"{sidecar} is not a {AOTI_SCHEMA} file")
+    return meta
+
+
+def mismatch(meta: dict) -> str | None:
+    """Why this machine cannot run the package the sidecar describes, or None."""
+    if torch_minor(meta["torch_version"]) != torch_minor():
+        return f"compiled with torch {meta['torch_version']}, this is torch {torch.__version__}"
+    if meta["device"] == "cuda" and not torch.cuda.is_available():
+        return "compiled for CUDA; no CUDA device here"
+    if device_tag(meta["device"]) != meta["device_tag"]:
+        return f"compiled for {meta['device_tag']}, this machine is {device_tag(meta['device'])}"
+    return None
+
+
+def load_aoti_package(package: Path):
+    """The compiled model (callable on the flattened inputs), after checking it matches this machine."""
+    from compress.ops import kernels  # noqa: F401  the package calls torch.ops.compress through the dispatcher
+
+    problem = mismatch(read_aoti_metadata(package))
+    if problem is not None:
+        raise InputError(f"{Path(package).name} cannot run here: {problem}; rebuild it on this machine (compress build-engine --aoti)")
+    return torch._inductor.aoti_load_package(str(package))
+
+
+def _check_package(program, path: Path, examples, device: str, atol: float) -> float:
+    compiled = torch._inductor.aoti_load_package(str(path))
+    module = program.module()
+    worst = 0.0
+    with torch.inference_mode():
+        for args in examples:
+            args = tuple(a.to(device) for a in args)
+            expected, got = _flat(module(*args)), _flat(compiled(*args))
+            for e, g in zip(expected, got):
+                if e.shape != g.shape:
+                    raise ExportError(f"the AOTInductor package returns shape {tuple(g.shape)}, the program {tuple(e.shape)}")
+                worst = max(worst, float((e.float() - g.float()).abs().max()) if e.numel() else 0.0)
+    if worst > atol:
+        raise ExportError(f"the AOTInductor package differs from the program by {worst:.2e} (> {atol}); this is a bug, please report it")
+    return worst
+
+
+def _flat(out) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    return [t for item in out for t in _flat(item)] if isinstance(out, (list, tuple)) else []
+
+
+def as_numpy(out) -> list[np.ndarray]:
+    return [t.detach().float().cpu().numpy() for t in _flat(out)]
+
+
+class AotiModule(torch.nn.Module):
+    """A loaded package as a module taking the program's inputs, so it is run and measured like
+    every PyTorch artifact."""
+
+    def __init__(self, compiled):
+        super().__init__()
+        self.compiled = compiled
+
+    def forward(self, *args):
+        out = self.compiled(*args)
+        return out[0] if isinstance(out, (list, tuple)) and len(out) == 1 else out

@@ -1,0 +1,70 @@
+"""AOTInductor packages of INT8 programs: compiled for this CPU with our ops inside, checked against
+the program, named and described for what they are bound to, and refused where they do not match."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from compress.core.errors import InputError
+from compress.ops import kernels
+from compress.ops.int8_linear import Int8Linear
+from export.aoti.package import (
+    aoti_file_name,
+    build_aoti_package,
+    load_aoti_package,
+    read_aoti_metadata,
+    sidecar_path,
+)
+
+pytestmark = [pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                                 reason="AOTInductor compiles C++: no C++ compiler on PATH"),
+              pytest.mark.skipif(kernels.status().backend != "extension", reason=f"the compiled kernels are not loaded: {kernels.status().reason}")]
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    torch.manual_seed(0)
+    float_model = torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.GELU(), torch.nn.Linear(64, 24)).eval()
+    int8 = torch.nn.Sequential(Int8Linear.from_float(float_model[0], activation="gelu"), Int8Linear.from_float(float_model[2])).eval()
+    example = torch.randn(3, 40)
+    program = torch.export.export(int8, (example,), dynamic_shapes=({0: torch.export.Dim("batch", max=1024)},))
+    directory = tmp_path_factory.mktemp("aoti")
+    source = directory / "model.int8.pt2"
+    torch.export.save(program, str(source))
+    meta = build_aoti_package(source, directory, "cpu", [(torch.randn(3, 40),), (torch.randn(17, 40),)])
+    return directory, meta, program
+
+
+def test_the_package_is_named_and_described_for_this_cpu_and_torch(package):
+    directory, meta, _ = package
+    assert meta["file"] == aoti_file_name("model.int8", "cpu") and (directory / meta["file"]).exists()
+    assert meta["file"].startswith("model.int8.aoti.cpu-") and meta["file"].endswith(f".torch{'.'.join(torch.__version__.split('.')[:2])}.pt2")
+    assert read_aoti_metadata(directory / meta["file"]) == meta and meta["shapes_checked"] == 2 and meta["max_abs_error"] <= 1e-4
+
+
+def test_the_loaded_package_answers_as_the_program_at_a_new_batch_size(package):
+    directory, meta, program = package
+    compiled = load_aoti_package(directory / meta["file"])
+    x = torch.randn(29, 40)
+    with torch.inference_mode():
+        got, want = compiled(x), program.module()(x)
+    got = got[0] if isinstance(got, (list, tuple)) else got
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_a_package_for_another_torch_or_cpu_is_refused_with_the_fix(package, tmp_path):
+    directory, meta, _ = package
+    copy = tmp_path / meta["file"]
+    shutil.copy(directory / meta["file"], copy)
+    for change, message in (({"torch_version": "2.11.0+cu130"}, "compiled with torch 2.11.0"),
+                            ({"device_tag": "cpu-amx"}, "compiled for cpu-amx")):
+        sidecar_path(copy).write_text(json.dumps({**meta, **change}))
+        with pytest.raises(InputError, match=f"cannot run here: {message}.*rebuild it on this machine"):
+            load_aoti_package(copy)
+    sidecar_path(copy).unlink()
+    with pytest.raises(InputError, match="is missing: the package's device and torch version are unknown"):
+        load_aoti_package(copy)
