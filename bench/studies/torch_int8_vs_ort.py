@@ -7,12 +7,14 @@ does, and `--backend torch`: our per-token INT8 kernels in a torch.export progra
 the two files against each other in paired blocks (bench.studies.peer_interleaved) at batch 1
 and 16, and scores both against FP32 PyTorch by cosine on held-out text. ``--isa`` forces the
 kernel path of the torch file (COMPRESS_OPS_CPU_ISA) to show each path's share; the ONNX Runtime
-file runs its own kernels either way.
+file runs its own kernels either way. ``--aoti`` also compiles the torch file with AOTInductor
+for this CPU and pairs the package with the eager program and with ONNX Runtime.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -24,6 +26,7 @@ import torch
 from bench.measure.environment import capture
 from bench.studies.peer_interleaved import int8_session, paired_round, warm
 from compress.core.atomic import write_text_atomic
+from compress.core.model import Model
 from compress.load.data import builtin_text
 from compress.load.loaders import load_model
 from export.onnx.session import run_session
@@ -43,6 +46,16 @@ def compress_both(work: Path, source: Path, seq_len: int) -> tuple[Path, Path]:
     return onnx_out, torch_out
 
 
+def aoti_model(program: Model, out: Path, original: Model) -> Model:
+    """The torch file compiled with AOTInductor for this CPU, as a Model taking the same inputs."""
+    from export.aoti.package import AotiModule, build_aoti_package, load_aoti_package
+    from export.onnx.parity import parity_inputs
+
+    examples = [program.torch_args(arrays) for arrays in parity_inputs(original)]
+    meta = build_aoti_package(out / "model.int8.pt2", out, "cpu", examples)
+    return dataclasses.replace(program, module=AotiModule(load_aoti_package(out / meta["file"])))
+
+
 def cosines(got: list[np.ndarray], want: list[np.ndarray]) -> np.ndarray:
     g, w = np.concatenate(got), np.concatenate(want)
     g, w = g.reshape(len(g), -1), w.reshape(len(w), -1)
@@ -57,6 +70,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--blocks", type=int, default=12)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--aoti", action="store_true", help="also compile the torch file with AOTInductor (minutes) and pair it "
+                                                             "with the eager program and with ONNX Runtime")
     args = parser.parse_args(argv)
     if args.isa:
         os.environ["COMPRESS_OPS_CPU_ISA"] = args.isa
@@ -76,34 +91,47 @@ def main(argv=None) -> int:
         program = load_model(torch_out / "model.int8.pt2")
         # paired_round's ratio is the second's time over the first's: ORT's over ours, our speed-up
         sessions = {"torch-int8": program, "ort-int8": int8_session(onnx_out, args.threads)}
+        if args.aoti:
+            sessions["aoti-int8"] = aoti_model(program, torch_out, original)
 
         def run(session, batch):
-            return session.forward_numpy(batch) if session is program else run_session(session, batch)
+            if isinstance(session, Model):
+                with torch.inference_mode():
+                    return session.forward_numpy(batch)
+            return run_session(session, batch)
 
         held_out = builtin_text(original, "evaluation", 64, 16, args.seq_len).batches
         want = [original.forward_numpy(b)[0] for b in held_out]
         for name, session in sessions.items():
             cos = cosines([run(session, b)[0] for b in held_out], want)
             result[f"{name}_cosine"] = {"mean": round(float(cos.mean()), 5), "worst": round(float(cos.min()), 5)}
+        pairs = {"torch_over_ort": ("torch-int8", "ort-int8")}
+        if args.aoti:
+            pairs.update(aoti_over_eager=("aoti-int8", "torch-int8"), aoti_over_ort=("aoti-int8", "ort-int8"))
         for batch in (1, 16):
             batches = builtin_text(original, "evaluation", 8 * batch, batch, args.seq_len).batches
             warm(sessions, batches, run)
-            rounds = [paired_round(sessions, batches, args.blocks, run) for _ in range(args.rounds)]
-            every = np.concatenate([r["ratios"] for r in rounds])  # ORT's time / torch's, paired: > 1 is torch faster
-            result["batches"][str(batch)] = {
-                "p50_ms": {name: round(float(np.median([r["p50_ms"][name] for r in rounds])), 3) for name in sessions},
-                "torch_over_ort_median": round(float(np.median(every)), 3),
-                "torch_over_ort_quartiles": [round(float(q), 3) for q in np.percentile(every, [25, 75])]}
+            figures = result["batches"][str(batch)] = {"p50_ms": {}}
+            for key, (ours, other) in pairs.items():
+                pair = {ours: sessions[ours], other: sessions[other]}
+                rounds = [paired_round(pair, batches, args.blocks, run) for _ in range(args.rounds)]
+                every = np.concatenate([r["ratios"] for r in rounds])  # the other's time / ours, paired: > 1 is ours faster
+                figures[f"{key}_median"] = round(float(np.median(every)), 3)
+                figures[f"{key}_quartiles"] = [round(float(q), 3) for q in np.percentile(every, [25, 75])]
+                for name in pair:
+                    figures["p50_ms"].setdefault(name, round(float(np.median([r["p50_ms"][name] for r in rounds])), 3))
     result["targets_met"] = {
         **{f"b{b}_at_least_ort": v["torch_over_ort_median"] >= TARGETS["torch_over_ort"] for b, v in result["batches"].items()},
         "mean_cosine": result["torch-int8_cosine"]["mean"] >= TARGETS["mean_cosine"]}
+    if args.aoti:
+        result["targets_met"].update({f"b{b}_aoti_at_least_eager": v["aoti_over_eager_median"] >= 1.0 for b, v in result["batches"].items()})
     write_text_atomic(out, json.dumps(result, indent=2) + "\n")
     print(f"{environment['cpu']['model']}, torch file's kernels: {environment['isa']}, {args.threads} threads")
     for name in sessions:
         print(f"{name}: cosine vs FP32 mean {result[f'{name}_cosine']['mean']:.4f}, worst {result[f'{name}_cosine']['worst']:.4f}")
     for b, v in result["batches"].items():
-        print(f"batch {b}: p50 {v['p50_ms']}; torch / ORT speed, paired: {v['torch_over_ort_median']:.2f}x "
-              f"(quartiles {v['torch_over_ort_quartiles']})")
+        print(f"batch {b}: p50 {v['p50_ms']}; speed, paired: " + ", ".join(
+            f"{key.replace('_over_', ' over ')} {v[key + '_median']:.2f}x (quartiles {v[key + '_quartiles']})" for key in pairs))
     print(f"targets: {result['targets_met']}; wrote {out}")
     return 0
 
