@@ -49,7 +49,8 @@ def environment_line(environment: dict) -> str:
     gpu = environment.get("gpu")
     where = f"{gpu['name']} (GPU)" if gpu else environment.get("cpu", {}).get("model", "unknown CPU")
     isa = environment.get("isa") or "isa not recorded"
-    return f"timed on {where}, CPU kernels: {isa}, {environment.get('threads')} threads"
+    threads = environment.get("threads")
+    return f"timed on {where}, CPU kernels: {isa}, {threads} thread{'' if threads == 1 else 's'}"
 
 
 def format_table(rows: list[dict], environment: dict | None = None) -> str:

@@ -42,8 +42,15 @@ def aoti_file_name(stem: str, device: str) -> str:
     return f"{stem}.aoti.{device_tag(device)}.torch{torch_minor()}.pt2"
 
 
+# Inductor's generated float code (layer norms, softmax) differs from eager in the last bits, and
+# where a last-bit difference lands just before a per-token quantize, an activation moves to the
+# neighbouring INT8 step: the kernels' rounding, a difference of about one step times a weight.
+# So the check is relative to the output's size: 0.5% of its largest value (MiniLM: 0.1-0.2%).
+REL_TOLERANCE = 5e-3
+
+
 def build_aoti_package(program_path: Path, out_dir: Path, device: str, examples: list[tuple[torch.Tensor, ...]],
-                       atol: float = 1e-4) -> dict:
+                       rtol: float = REL_TOLERANCE) -> dict:
     """Compile ``program_path`` for ``device`` into ``out_dir``; check the loaded package against
     the program on every example (several shapes exercise the dynamic axes); returns the sidecar."""
     from compress.ops import kernels  # noqa: F401  the program calls torch.ops.compress
@@ -58,9 +65,10 @@ def build_aoti_package(program_path: Path, out_dir: Path, device: str, examples:
             torch._inductor.aoti_compile_and_package(program, package_path=str(partial))
         except Exception as exc:  # Inductor raises many types; the first line names the op or the compiler error
             raise ExportError(f"AOTInductor could not compile {Path(program_path).name}: {str(exc).splitlines()[0][:300]}") from exc
-        worst = _check_package(program, partial, examples, device, atol)
+        worst, worst_rel = _check_package(program, partial, examples, device, rtol)
     meta = {"schema": AOTI_SCHEMA, "file": target.name, "source_program": Path(program_path).name, "device": device,
             "device_tag": device_tag(device), "torch_version": torch.__version__, "max_abs_error": worst,
+            "max_rel_error": worst_rel,
             "shapes_checked": len(examples)}
     if device == "cuda":
         meta["gpu"] = torch.cuda.get_device_name()
@@ -107,10 +115,11 @@ def load_aoti_package(package: Path):
     return torch._inductor.aoti_load_package(str(package))
 
 
-def _check_package(program, path: Path, examples, device: str, atol: float) -> float:
+def _check_package(program, path: Path, examples, device: str, rtol: float) -> tuple[float, float]:
+    """(largest absolute difference, the same relative to the output's largest value) over the examples."""
     compiled = torch._inductor.aoti_load_package(str(path))
     module = program.module()
-    worst = 0.0
+    worst = worst_rel = 0.0
     with torch.inference_mode():
         for args in examples:
             args = tuple(a.to(device) for a in args)
@@ -118,10 +127,15 @@ def _check_package(program, path: Path, examples, device: str, atol: float) -> f
             for e, g in zip(expected, got):
                 if e.shape != g.shape:
                     raise ExportError(f"the AOTInductor package returns shape {tuple(g.shape)}, the program {tuple(e.shape)}")
-                worst = max(worst, float((e.float() - g.float()).abs().max()) if e.numel() else 0.0)
-    if worst > atol:
-        raise ExportError(f"the AOTInductor package differs from the program by {worst:.2e} (> {atol}); this is a bug, please report it")
-    return worst
+                if not e.numel():
+                    continue
+                diff = float((e.float() - g.float()).abs().max())
+                worst = max(worst, diff)
+                worst_rel = max(worst_rel, diff / max(float(e.float().abs().max()), 1e-12))
+    if worst_rel > rtol:
+        raise ExportError(f"the AOTInductor package differs from the program by {worst:.2e} ({worst_rel:.2%} of the output's "
+                          f"largest value, > {rtol:.1%}); this is a bug, please report it")
+    return worst, worst_rel
 
 
 def _flat(out) -> list[torch.Tensor]:

@@ -30,4 +30,5 @@ def aoti_package_step(config: AotiPackageConfig, state: RunState) -> None:
         measure_torch(state, "pytorch-int8-aoti", compiled, backend="torch-aoti", precision="int8", file=package)
     state.report["aoti"] = meta
     state.files["aoti"] = package
-    state.progress.say(f"  {meta['file']}: max difference from the program {meta['max_abs_error']:.2e} over {meta['shapes_checked']} shapes")
+    state.progress.say(f"  {meta['file']}: max difference from the program {meta['max_abs_error']:.2e} "
+                       f"({meta['max_rel_error']:.2%} of the largest output) over {meta['shapes_checked']} shapes")

@@ -155,10 +155,11 @@ def test_cli_full_run_replaces_existing_output_with_force(digits_files, digits_d
     assert reference > 0.9
     assert rows["onnx-int8"]["retention"]["accuracy"] >= reference - 0.02
     assert rows["onnx-int8"]["retention"]["samples"] == 128  # the CLI's default --eval sample count
-    # stdout: the table, then where it wrote
+    # stdout: which machine and CPU kernels timed it, the table, then where it wrote
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("artifact")
-    assert [ln.split()[0] for ln in lines[2:5]] == ["pytorch-fp32", "onnx-fp32", "onnx-int8"]
+    assert lines[0].startswith("timed on ") and f"CPU kernels: {report['environment']['isa']}" in lines[0]
+    assert lines[1].startswith("artifact")
+    assert [ln.split()[0] for ln in lines[3:6]] == ["pytorch-fp32", "onnx-fp32", "onnx-int8"]
     assert lines[-1].startswith(f"wrote {out}/")
     assert "model.int8.onnx" in lines[-1]
     # the INT8 file takes a batch size that was never used
