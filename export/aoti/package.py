@@ -42,15 +42,17 @@ def aoti_file_name(stem: str, device: str) -> str:
     return f"{stem}.aoti.{device_tag(device)}.torch{torch_minor()}.pt2"
 
 
-# Inductor's generated float code (layer norms, softmax) differs from eager in the last bits, and
-# where a last-bit difference lands just before a per-token quantize, an activation moves to the
-# neighbouring INT8 step: the kernels' rounding, a difference of about one step times a weight.
-# So the check is relative to the output's size: 0.5% of its largest value (MiniLM: 0.1-0.2%).
-REL_TOLERANCE = 5e-3
+# Inductor's generated float code (layer norms, softmax) differs from eager in the last bits; where
+# that lands just before a per-token quantize, an activation moves to the neighbouring INT8 step,
+# and every later layer's inputs (and roundings) change with it. On MiniLM the package and the
+# eager program then differ by up to 7% of the largest output value, yet each is as close to FP32
+# as the other (cosine 0.99763 both on held-out text; 0.9996 to each other): the kernels'
+# rounding, not a fault. So the check is the cosine of each output row: a wrong op gives far less.
+MIN_COSINE = 0.99
 
 
 def build_aoti_package(program_path: Path, out_dir: Path, device: str, examples: list[tuple[torch.Tensor, ...]],
-                       rtol: float = REL_TOLERANCE) -> dict:
+                       min_cosine: float = MIN_COSINE) -> dict:
     """Compile ``program_path`` for ``device`` into ``out_dir``; check the loaded package against
     the program on every example (several shapes exercise the dynamic axes); returns the sidecar."""
     from compress.ops import kernels  # noqa: F401  the program calls torch.ops.compress
@@ -65,10 +67,10 @@ def build_aoti_package(program_path: Path, out_dir: Path, device: str, examples:
             torch._inductor.aoti_compile_and_package(program, package_path=str(partial))
         except Exception as exc:  # Inductor raises many types; the first line names the op or the compiler error
             raise ExportError(f"AOTInductor could not compile {Path(program_path).name}: {str(exc).splitlines()[0][:300]}") from exc
-        worst, worst_rel = _check_package(program, partial, examples, device, rtol)
+        worst, worst_cos = _check_package(program, partial, examples, device, min_cosine)
     meta = {"schema": AOTI_SCHEMA, "file": target.name, "source_program": Path(program_path).name, "device": device,
             "device_tag": device_tag(device), "torch_version": torch.__version__, "max_abs_error": worst,
-            "max_rel_error": worst_rel,
+            "min_cosine": worst_cos,
             "shapes_checked": len(examples)}
     if device == "cuda":
         meta["gpu"] = torch.cuda.get_device_name()
@@ -115,11 +117,11 @@ def load_aoti_package(package: Path):
     return torch._inductor.aoti_load_package(str(package))
 
 
-def _check_package(program, path: Path, examples, device: str, rtol: float) -> tuple[float, float]:
-    """(largest absolute difference, the same relative to the output's largest value) over the examples."""
+def _check_package(program, path: Path, examples, device: str, min_cosine: float) -> tuple[float, float]:
+    """(largest absolute difference, lowest cosine of an output row) between package and program."""
     compiled = torch._inductor.aoti_load_package(str(path))
     module = program.module()
-    worst = worst_rel = 0.0
+    worst, worst_cos = 0.0, 1.0
     with torch.inference_mode():
         for args in examples:
             args = tuple(a.to(device) for a in args)
@@ -127,15 +129,16 @@ def _check_package(program, path: Path, examples, device: str, rtol: float) -> t
             for e, g in zip(expected, got):
                 if e.shape != g.shape:
                     raise ExportError(f"the AOTInductor package returns shape {tuple(g.shape)}, the program {tuple(e.shape)}")
-                if not e.numel():
+                if not e.numel() or not e.is_floating_point():
                     continue
-                diff = float((e.float() - g.float()).abs().max())
-                worst = max(worst, diff)
-                worst_rel = max(worst_rel, diff / max(float(e.float().abs().max()), 1e-12))
-    if worst_rel > rtol:
-        raise ExportError(f"the AOTInductor package differs from the program by {worst:.2e} ({worst_rel:.2%} of the output's "
-                          f"largest value, > {rtol:.1%}); this is a bug, please report it")
-    return worst, worst_rel
+                e, g = e.float().reshape(len(e), -1), g.float().reshape(len(g), -1)
+                worst = max(worst, float((e - g).abs().max()))
+                cos = torch.nn.functional.cosine_similarity(e, g, dim=1, eps=1e-12)
+                worst_cos = min(worst_cos, float(torch.where((e.norm(dim=1) == 0) & (g.norm(dim=1) == 0), 1.0, cos).min()))
+    if worst_cos < min_cosine:
+        raise ExportError(f"the AOTInductor package's outputs differ from the program's (a row's cosine {worst_cos:.4f} < {min_cosine}, "
+                          f"largest difference {worst:.2e}); this is a bug, please report it")
+    return worst, worst_cos
 
 
 def _flat(out) -> list[torch.Tensor]:
