@@ -34,4 +34,20 @@ void epilogue_row_portable(const int32_t* c, int64_t n, float x_scale, const flo
 void epilogue_row_avx2(const int32_t* c, int64_t n, float x_scale, const float* w_scale, const float* bias,
                        bool gelu, float* out);
 
+// The epilogue of rows [m0, m1) x columns [n0, n1) of an [M, N] output whose int32 results start
+// at c (row stride ldc); AVX2 unless the portable path runs.
+inline void epilogue_rows(bool avx2, const int32_t* c, int64_t ldc, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                          int64_t n, const float* x_scale, const float* w_scale, const float* bias, bool gelu,
+                          float* out) {
+  for (int64_t m = m0; m < m1; ++m) {
+    const int32_t* crow = c + (m - m0) * ldc;
+    const float* brow = bias ? bias + n0 : nullptr;
+    if (avx2) {
+      epilogue_row_avx2(crow, n1 - n0, x_scale[m], w_scale + n0, brow, gelu, out + m * n + n0);
+    } else {
+      epilogue_row_portable(crow, n1 - n0, x_scale[m], w_scale + n0, brow, gelu, out + m * n + n0);
+    }
+  }
+}
+
 }  // namespace compress_ops

@@ -22,14 +22,13 @@ inline int64_t packed_groups(int64_t k) { return (k + kPackK - 1) / kPackK; }
 void packed_tile_portable(const int8_t* a, int64_t lda, int64_t k, const int8_t* w, int64_t groups, int64_t m0,
                           int64_t m1, int64_t n0, int64_t n1, int32_t* c, int64_t ldc);
 
-// AVX2 (vpmaddwd): A widened to int16, rows of 4 * groups (zero-padded).
-void pack_rows_int16(const int8_t* q, int64_t m0, int64_t m1, int64_t k, int16_t* a, int64_t lda);
+// AVX2 (vpmaddwd): A widened to int16, rows of 4 * groups, zero-padded (pack_activations_avx2 of int8_gemm.h).
 void packed_tile_avx2(const int16_t* a, int64_t lda, const int8_t* w, int64_t groups, int64_t m0, int64_t m1,
                       int64_t n0, int64_t n1, int32_t* c, int64_t ldc);
 
 // VNNI (vpdpbusd, unsigned x signed): A stored as q + 128 in uint8, rows of 4 * groups padded with
-// zeros; w_sums[n] = sum_k W[n, k] undoes the offset (128 * w_sums subtracted from each result).
-void pack_rows_offset_uint8(const int8_t* q, int64_t m0, int64_t m1, int64_t k, uint8_t* a, int64_t lda);
+// zeros (pack_activations_avx512vnni of int8_gemm.h); w_sums[n] = sum_k W[n, k] undoes the offset
+// (128 * w_sums subtracted from each result).
 void packed_tile_avx512vnni(const uint8_t* a, int64_t lda, const int8_t* w, const int32_t* w_sums, int64_t groups,
                             int64_t m0, int64_t m1, int64_t n0, int64_t n1, int32_t* c, int64_t ldc);
 void packed_tile_avxvnni(const uint8_t* a, int64_t lda, const int8_t* w, const int32_t* w_sums, int64_t groups,

@@ -13,20 +13,13 @@
 #include <unistd.h>
 #endif
 
+#include "cpu/amx_tile.h"
 #include "cpu/int8_gemm_packed.h"
 
 namespace compress_ops {
 namespace {
 
 constexpr int64_t kTileRows = 16, kTileGroups = 16, kTileBytes = 64;
-
-struct alignas(64) TileConfig {
-  uint8_t palette_id = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
 
 }  // namespace
 
@@ -46,7 +39,7 @@ __attribute__((target("amx-tile,amx-int8"))) void packed_tile_amx(const uint8_t*
                                                                   const int32_t* w_sums, int64_t groups, int64_t m0,
                                                                   int64_t m1, int64_t n0, int64_t n1, int32_t* c,
                                                                   int64_t ldc) {
-  TileConfig config;
+  AmxTileConfig config;
   for (int t = 0; t < 3; ++t) config.rows[t] = kTileRows, config.colsb[t] = kTileBytes;  // tmm0 C, tmm1 A, tmm2 B
   _tile_loadconfig(&config);
   alignas(64) int8_t tail[kTileGroups * kTileBytes];  // the last, partial weight tile, zero-padded

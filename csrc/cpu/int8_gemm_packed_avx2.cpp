@@ -82,20 +82,6 @@ constexpr MicroKernel kKernels[kMr] = {&micro_kernel<1>, &micro_kernel<2>, &micr
 
 }  // namespace
 
-__attribute__((target("avx2"))) void pack_rows_int16(const int8_t* q, int64_t m0, int64_t m1, int64_t k, int16_t* a,
-                                                     int64_t lda) {
-  for (int64_t m = m0; m < m1; ++m) {
-    const int8_t* src = q + m * k;
-    int16_t* dst = a + m * lda;
-    int64_t kk = 0;
-    for (; kk + 16 <= k; kk += 16)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + kk),
-                          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + kk))));
-    for (; kk < k; ++kk) dst[kk] = src[kk];
-    for (; kk < lda; ++kk) dst[kk] = 0;
-  }
-}
-
 void packed_tile_avx2(const int16_t* a, int64_t lda, const int8_t* w, int64_t groups, int64_t m0, int64_t m1,
                       int64_t n0, int64_t n1, int32_t* c, int64_t ldc) {
   const int64_t b0 = n0 / kPackCols, b1 = (n1 + kPackCols - 1) / kPackCols;

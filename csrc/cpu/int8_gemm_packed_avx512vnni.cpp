@@ -93,16 +93,6 @@ constexpr const MicroKernel* kKernels[kMr] = {kernels_for_rows<1>, kernels_for_r
 
 }  // namespace
 
-void pack_rows_offset_uint8(const int8_t* q, int64_t m0, int64_t m1, int64_t k, uint8_t* a, int64_t lda) {
-  for (int64_t m = m0; m < m1; ++m) {
-    const int8_t* src = q + m * k;
-    uint8_t* dst = a + m * lda;
-    int64_t kk = 0;
-    for (; kk < k; ++kk) dst[kk] = static_cast<uint8_t>(static_cast<int32_t>(src[kk]) + 128);
-    for (; kk < lda; ++kk) dst[kk] = 0;  // zero, not 128: padding must contribute nothing
-  }
-}
-
 void packed_tile_avx512vnni(const uint8_t* a, int64_t lda, const int8_t* w, const int32_t* w_sums, int64_t groups,
                             int64_t m0, int64_t m1, int64_t n0, int64_t n1, int32_t* c, int64_t ldc) {
   const int64_t b0 = n0 / kPackCols, b1 = (n1 + kPackCols - 1) / kPackCols;

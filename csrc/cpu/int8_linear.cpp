@@ -93,16 +93,7 @@ at::Tensor int8_linear_cpu(const at::Tensor& q, const at::Tensor& x_scale, const
       } else {
         gemm_tile_portable(qp, s.k, wp, s.k, m0, m1, n0, n1, c.data(), ldc);
       }
-      for (int64_t m = m0; m < m1; ++m) {
-        const int32_t* crow = c.data() + (m - m0) * ldc;
-        float* orow = op + m * s.n + n0;
-        const float* brow = bp ? bp + n0 : nullptr;
-        if (isa == CpuIsa::kPortable) {
-          epilogue_row_portable(crow, n1 - n0, xs[m], ws + n0, brow, gelu, orow);
-        } else {
-          epilogue_row_avx2(crow, n1 - n0, xs[m], ws + n0, brow, gelu, orow);
-        }
-      }
+      epilogue_rows(isa != CpuIsa::kPortable, c.data(), ldc, m0, m1, n0, n1, s.n, xs, ws, bp, gelu, op);
     }
   });
   return out;

@@ -71,7 +71,7 @@ at::Tensor int8_linear_packed_cpu(const at::Tensor& q, const at::Tensor& x_scale
     lda = k_padded, lda_bytes = 2 * lda;
     packed = at::empty({s.m, lda}, q.options().dtype(at::kShort));
     int16_t* ap = packed.data_ptr<int16_t>();
-    at::parallel_for(0, s.m, 64, [&](int64_t b, int64_t e) { pack_rows_int16(qp, b, e, s.k, ap, lda); });
+    at::parallel_for(0, s.m, 64, [&](int64_t b, int64_t e) { pack_activations_avx2(qp, b, e, s.k, ap, lda); });
   } else if (isa != CpuIsa::kPortable) {
     // AMX reads whole 16-row x 64-byte tiles: zero rows and bytes up to those.
     const bool amx = isa == CpuIsa::kAmx;
@@ -80,7 +80,7 @@ at::Tensor int8_linear_packed_cpu(const at::Tensor& q, const at::Tensor& x_scale
     packed = at::empty({rows, lda}, q.options().dtype(at::kByte));
     uint8_t* ap = packed.data_ptr<uint8_t>();
     std::fill(ap + s.m * lda, ap + rows * lda, uint8_t{0});
-    at::parallel_for(0, s.m, 64, [&](int64_t b, int64_t e) { pack_rows_offset_uint8(qp, b, e, s.k, ap, lda); });
+    at::parallel_for(0, s.m, 64, [&](int64_t b, int64_t e) { pack_activations_avx512vnni(qp, b, e, s.k, ap, lda); });
   }
 
   const Tiling t = choose_tiling(s.m, s.n, lda_bytes, k_padded);
@@ -114,16 +114,7 @@ at::Tensor int8_linear_packed_cpu(const at::Tensor& q, const at::Tensor& x_scale
           default:
             packed_tile_portable(qp, s.k, s.k, wp, groups, m0, m1, n0, n1, c.data(), ldc);
         }
-        for (int64_t m = m0; m < m1; ++m) {
-          const int32_t* crow = c.data() + (m - m0) * ldc;
-          float* orow = op + m * s.n + n0;
-          const float* brow = bp ? bp + n0 : nullptr;
-          if (isa == CpuIsa::kPortable) {
-            epilogue_row_portable(crow, n1 - n0, xs[m], ws + n0, brow, gelu, orow);
-          } else {
-            epilogue_row_avx2(crow, n1 - n0, xs[m], ws + n0, brow, gelu, orow);
-          }
-        }
+        epilogue_rows(isa != CpuIsa::kPortable, c.data(), ldc, m0, m1, n0, n1, s.n, xs, ws, bp, gelu, op);
       }
     }
   });

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "cpu/amx_tile.h"
 #include "cpu/cpu_isa.h"
 
 namespace compress_ops {
@@ -85,17 +86,9 @@ __attribute__((target("avx2"))) int32_t loop_avx2(int64_t iterations) {
   return _mm256_extract_epi32(sum, 0);
 }
 
-struct alignas(64) PeakTileConfig {
-  uint8_t palette_id = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-// AMX: four accumulator tiles fed by the same A and B tiles, 16 x 16 x 64 MACs per tdpbusd.
+// AMX: six tdpbusd a loop into four accumulator tiles from the same A and B tiles, 16 x 16 x 64 MACs each.
 __attribute__((target("amx-tile,amx-int8"))) int32_t loop_amx(int64_t iterations) {
-  PeakTileConfig config;
+  AmxTileConfig config;
   for (int t = 0; t < 6; ++t) config.rows[t] = 16, config.colsb[t] = 64;
   _tile_loadconfig(&config);
   alignas(64) int8_t data[16 * 64];
