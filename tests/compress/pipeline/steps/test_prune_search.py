@@ -24,7 +24,7 @@ def test_cli_prune_auto_distills_every_candidate_keeps_one_and_reports_the_front
     if strategy == "halving":
         assert sorted(specs) == sorted(["layers=1,ffn=0.5", "layers=1", "heads=0.33,ffn=0.5,scope=global", "ffn=0.5,scope=global"])
     else:  # the chain of the 2-layer model, each stage pruned from the one before
-        assert specs == ["ffn=0.5", "ffn=0.5 + layers=1", "ffn=0.5 + layers=1 + heads=0.33,scope=global"][:len(specs)] and specs
+        assert specs == ["layers=1", "layers=1 + ffn=0.5", "layers=1 + ffn=0.5 + heads=0.33,scope=global"][:len(specs)] and specs
         assert all(c["meets_tolerance"] for c in stage["candidates"][:-1])  # a stage is pruned further only once it recovered
     assert all(c["distill_steps"] > 0 and c["drop"] is not None for c in stage["candidates"])  # each was distilled and scored
     assert stage["tolerance"] == pytest.approx(0.5 * 0.75)  # pruning's share of --max-drop
