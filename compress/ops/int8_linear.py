@@ -50,9 +50,7 @@ class Int8Linear(torch.nn.Module):
         module = cls(linear.in_features, linear.out_features, linear.bias is not None, activation, packed)
         w_q, w_scale = torch.ops.compress.quantize_per_token(weight.float().contiguous().cpu())
         if packed:
-            w_packed, w_sums = pack_weight(w_q)
-            module.w_packed.copy_(w_packed)
-            module.w_sums.copy_(w_sums)
+            module.w_packed, module.w_sums = pack_weight(w_q)  # replace the placeholders: no second copy
         else:
             module.w_q.copy_(w_q)
         module.w_scale.copy_(w_scale)

@@ -153,13 +153,14 @@ def _is_current(library: Path, ops_build) -> bool:
     recorded = library.parent / (library.name.split(".")[0] + ".digest")
     if not recorded.exists():
         return True  # built by an older setup.py that recorded nothing
-    fields = dict(part.split("=", 1) for part in recorded.read_text().split()[1:] if "=" in part)
+    digest, *rest = recorded.read_text().split()
+    fields = dict(part.split("=", 1) for part in rest if "=" in part)
     if fields.get("torch", torch.__version__) != torch.__version__:
         return False
     current = ops_build.source_digest("cuda" in library.name)
     if current is None:
         return True  # a wheel install ships no sources to compare with
-    return recorded.read_text().split()[0] == current
+    return digest == current
 
 
 def _prebuilt_library() -> Path | None:
