@@ -22,6 +22,9 @@ def aoti_package_step(config: AotiPackageConfig, state: RunState) -> None:
     program_path = state.files["pt2-int8"]
     program = load_model(program_path, None, task=state.model.task)
     examples = [program.torch_args(arrays) for arrays in parity_inputs(state.model)]
+    if config.device == "cpu" and torch.cuda.is_available():  # not silently: a GPU user may expect a CUDA package
+        state.progress.warn("--target aoti compiles for the CPU only so far (the INT8 program's weights are packed for the "
+                            "CPU kernels); no CUDA package is built")
     with state.progress.step(f"Compiling the INT8 program with AOTInductor for {config.device} (minutes on a small CPU)"):
         meta = build_aoti_package(program_path, state.stage, config.device, examples)
     package = state.stage / meta["file"]
