@@ -1,6 +1,6 @@
 """Every backend the suite knows, which artifacts each runs, and why one cannot run here.
 
-`--backends` takes families (torch, ort, trt, kernels) or single backends (torch-cuda-fp16).
+`--backends` takes families (torch, ort, trt, kernels, aoti) or single backends (torch-cuda-fp16).
 A backend whose runtime or device is missing is listed with the reason, never an error,
 unless the user named it explicitly (then the run exits non-zero after measuring the rest).
 """
@@ -14,11 +14,12 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "ort": ("ort-cpu", "ort-cuda", "ort-trt"),
     "trt": ("trt",),
     "kernels": ("torch-kernels",),
+    "aoti": ("torch-aoti-cpu", "torch-aoti-cuda"),  # AOTInductor packages, each on the device it was compiled for
 }
 ALL_BACKENDS = tuple(b for family in FAMILIES.values() for b in family)
 # Which artifact kind each backend runs.
 RUNS_KIND = {**{b: "torch" for b in FAMILIES["torch"]}, "ort-cpu": "onnx", "ort-cuda": "onnx", "ort-trt": "onnx",
-             "trt": "engine", "torch-kernels": "torch"}
+             "trt": "engine", "torch-kernels": "torch", "torch-aoti-cpu": "aoti", "torch-aoti-cuda": "aoti"}
 
 
 def parse_backends(text: str | None) -> tuple[tuple[str, ...], bool]:
@@ -42,7 +43,7 @@ def parse_backends(text: str | None) -> tuple[tuple[str, ...], bool]:
 
 def unavailable_reason(backend: str) -> str | None:
     """None when ``backend`` can run on this machine, else one line saying what is missing."""
-    if backend.startswith("torch-cuda"):
+    if backend.startswith("torch-cuda") or backend == "torch-aoti-cuda":
         return None if _cuda() else "no CUDA device visible to PyTorch (this torch build or machine has none)"
     if backend in ("ort-cuda", "ort-trt"):
         from bench.backends.ort_gpu import ort_provider_reason

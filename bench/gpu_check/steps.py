@@ -135,6 +135,28 @@ def suite(ctx: Context) -> dict:
             **({} if ctx.cuda else {"note": "no CUDA device: torch-kernels on the CPU only"})}
 
 
+def aoti(ctx: Context) -> dict:
+    """MiniLM through `compress --int8 --backend torch --target aoti` on the GPU machine: the CPU package
+    and the CUDA one (quantized again on the GPU), each checked against its program and measured."""
+    if not ctx.cuda:
+        return skipped("no CUDA device: the CUDA AOTInductor package needs one (the CPU package is tested on every machine)")
+    out = ctx.out / "aoti_minilm"
+    argv = [sys.executable, "-m", "compress", "--int8", "--backend", "torch", "--target", "aoti", "--out", str(out), "--force",
+            "--batch", "1,16", "--eval-samples", "16" if ctx.quick else "64", "--min-seconds", "0.2" if ctx.quick else "1.0"]
+    code, _ = run_logged(ctx, "aoti", argv, timeout=420)
+    report_file = out / "report.json"
+    if not report_file.exists():
+        return {"status": "failed", "reason": f"compress --target aoti exited {code} without a report; see the log"}
+    report = json.loads(report_file.read_text())
+    packages = report.get("aoti", {})
+    rows = {r["name"]: {"backend": r.get("backend"), "p50_ms": {bs: lat["p50_ms"] for bs, lat in (r.get("latency") or {}).items()},
+                        "retention": r.get("retention")} for r in report.get("results", [])}
+    record = {"status": "ok" if code == 0 and "cuda" in packages else "failed", "exit_code": code, "packages": packages, "results": rows}
+    if record["status"] == "failed":
+        record["reason"] = f"compress exited {code}" + ("" if "cuda" in packages else "; no CUDA package was built") + "; see the log"
+    return record
+
+
 def sanitizer(ctx: Context) -> dict:
     """compute-sanitizer memcheck over a few calls of each CUDA kernel, odd shapes included."""
     if not ctx.cuda:
@@ -159,4 +181,4 @@ def _last_json(output: str) -> dict | None:
 
 
 STEPS: dict[str, Callable[[Context], dict]] = {"environment": environment, "build_kernels": build_kernels, "gpu_tests": gpu_tests,
-                                               "kernel_bench": kernel_bench, "suite": suite, "sanitizer": sanitizer}
+                                               "kernel_bench": kernel_bench, "suite": suite, "aoti": aoti, "sanitizer": sanitizer}

@@ -105,6 +105,13 @@ def main(argv=None) -> int:
         for name, session in sessions.items():
             cos = cosines([run(session, b)[0] for b in held_out], want)
             result[f"{name}_cosine"] = {"mean": round(float(cos.mean()), 5), "worst": round(float(cos.min()), 5)}
+        if args.aoti:  # the package's difference from the eager program, beside the kernels' own rounding (program vs FP32)
+            eager = [run(program, b)[0] for b in held_out]
+            package = [run(sessions["aoti-int8"], b)[0] for b in held_out]
+            result["max_abs_difference"] = {
+                "aoti_vs_eager": round(float(max(np.abs(a - e).max() for a, e in zip(package, eager))), 6),
+                "eager_vs_fp32": round(float(max(np.abs(e - w).max() for e, w in zip(eager, want))), 6),
+                "largest_fp32_output": round(float(max(np.abs(w).max() for w in want)), 6)}
         pairs = {"torch_over_ort": ("torch-int8", "ort-int8")}
         if args.aoti:
             pairs.update(aoti_over_eager=("aoti-int8", "torch-int8"), aoti_over_ort=("aoti-int8", "ort-int8"))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from compress.core.errors import BenchError
 from compress.core.registry import is_model_pass
+from export.aoti.package import is_aoti_package, mismatch, read_aoti_metadata
 
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
@@ -22,7 +23,7 @@ ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 class Artifact:
     name: str
     path: Path
-    kind: str  # torch | onnx | engine
+    kind: str  # torch | onnx | engine | aoti
     role: str  # reference | peer | ours | artifact
     precision: str = "fp32"
     transform: str | None = None  # "dynamic-int8": PyTorch's dynamic INT8 of the loaded module
@@ -69,6 +70,8 @@ def discover(path: Path) -> Job:
     if kind is None:
         raise BenchError(f"{path} holds nothing measurable; give a model file (.onnx, TorchScript, .pt2, .pt, .engine), "
                          "a Hugging Face directory or a `compress` output directory")
+    if kind == "aoti":
+        _check_aoti_sidecar(path)
     reference = Artifact("original", path, kind, "reference", "int8" if "int8" in path.name else "fp32")
     return Job(job_name(path), path, reference, [reference])
 
@@ -80,9 +83,21 @@ def artifact_kind(path: Path) -> str | None:
         return "onnx"
     if path.suffix in ENGINE_SUFFIXES:
         return "engine"
+    if path.suffix == ".pt2" and is_aoti_package(path):  # compiled code: runs on torch-aoti-*, never loaded as a program
+        return "aoti"
     if path.suffix in (".pt", ".pth", ".pt2", ".ts", ".jit") and path.stat().st_size > 0:
         return "torch"
     return None
+
+
+def aoti_device(artifact: Artifact) -> str:
+    """The device an AOTInductor package was compiled for (cpu or cuda), from its sidecar."""
+    return read_aoti_metadata(artifact.path)["device"]
+
+
+def aoti_mismatch(artifact: Artifact) -> str | None:
+    """Why this machine cannot run the package (another torch, CPU class or GPU), or None."""
+    return mismatch(read_aoti_metadata(artifact.path))
 
 
 def job_name(path: Path) -> str:
@@ -128,6 +143,15 @@ def _output_dir_job(path: Path) -> Job:
     files = manifest.get("data_files") or {}
     eval_file, calib_file = (Path(files[k]) if files.get(k) and Path(files[k]).is_file() else None for k in ("evaluation", "calibration"))
     return Job(job_name(path), path, reference, artifacts, manifest.get("inputs"), manifest.get("task"), passes, eval_file, calib_file)
+
+
+def _check_aoti_sidecar(path: Path) -> None:
+    from compress.core.errors import InputError
+
+    try:
+        read_aoti_metadata(path)
+    except InputError as exc:
+        raise BenchError(str(exc)) from None
 
 
 def _changed_by_model_passes(manifest: dict, path: Path) -> bool:

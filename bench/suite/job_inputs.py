@@ -43,6 +43,10 @@ def reference_model(job: Job, options) -> Model:
             raise BenchError(f"{ref.path} is a TensorRT engine; pass --input NAME:SHAPE:DTYPE for each of its inputs")
         return Model(None, specs, task or "generic", ref.path, "engine")
     try:
+        if ref.kind == "aoti":  # its inputs come from its sidecar
+            from export.aoti.package import load_aoti_model
+
+            return load_aoti_model(ref.path, specs, task)
         return load_model(ref.path, specs, task=task, trust_pickle=options.trust_pickle)
     except InputError as exc:
         raise BenchError(f"{job.name}: {exc}") from None

@@ -36,7 +36,7 @@ def peer_artifacts(job: Job, model: Model, work: Path, calibration: list[dict] |
     elif ref.kind == "onnx":
         fp32_onnx = ref.path
     else:
-        notes.append(("peers", "an engine has no PyTorch or ONNX form to build peers from"))
+        notes.append(("peers", "an engine or a compiled package has no PyTorch or ONNX form to build peers from"))
     if fp32_onnx is not None:
         try:
             peers.append(Artifact("peer:ort-quantize-dynamic", _ort_dynamic_defaults(fp32_onnx, work / "peer-ort-quantize-dynamic.onnx"),

@@ -23,14 +23,26 @@ from bench.measure.latency import MAX_DRIFT
 from bench.measure.retention import retention
 from bench.measure.task_metrics import TaskMetric, read_charset, resolve_metric
 from bench.reporting.table import untrusted_reasons
-from bench.suite.artifacts import Artifact, Job, discover, size_on_disk
+from bench.suite.artifacts import (
+    Artifact,
+    Job,
+    aoti_device,
+    aoti_mismatch,
+    discover,
+    size_on_disk,
+)
 from bench.suite.peers import peer_artifacts
 from bench.suite.worker import INPUTS_FILE, save_inputs
 from compress.core.errors import BenchError
-from compress.load.onnx_file import charset_from_metadata
 from compress.core.progress import Progress
+from compress.load.onnx_file import charset_from_metadata
 
 BASE_BACKEND = {"torch": "torch-cpu-fp32", "onnx": "ort-cpu", "engine": "trt"}
+
+
+def base_backend(reference: Artifact) -> str:
+    """Where the reference is measured: its kind's base backend; a package, on its own device."""
+    return f"torch-aoti-{aoti_device(reference)}" if reference.kind == "aoti" else BASE_BACKEND[reference.kind]
 
 
 @dataclass(frozen=True)
@@ -100,7 +112,7 @@ def _run_job(job: Job, options: SuiteOptions, reasons: dict, work: Path, progres
             peers, notes = peer_artifacts(job, model, work, calibration)
             artifacts[1:1] = peers
             skipped += [{"artifact": name, "backend": "*", "reason": why} for name, why in notes]
-    plan = _plan(job, artifacts, options, reasons)
+    plan = _plan(job, artifacts, options, reasons, skipped)
     if "torch-kernels" in options.backends and not reasons.get("torch-kernels") and not any(b == "torch-kernels" for _, b in plan):
         skipped.append({"artifact": "*", "backend": "torch-kernels", "reason": "no artifact here calls torch.ops.compress; "
                         "make one with compress MODEL --int8 --backend torch"})
@@ -151,13 +163,23 @@ def _remeasure_reference(first: tuple[Artifact, str], job: Job, options: SuiteOp
     return drift
 
 
-def _plan(job: Job, artifacts: list[Artifact], options: SuiteOptions, reasons: dict) -> list[tuple[Artifact, str]]:
+def _plan(job: Job, artifacts: list[Artifact], options: SuiteOptions, reasons: dict,
+          skipped: list[dict] | None = None) -> list[tuple[Artifact, str]]:
     """(artifact, backend) pairs, the reference on its base backend first (even if not asked for: everything is relative to it)."""
-    base = BASE_BACKEND[job.reference.kind]
+    base = base_backend(job.reference)
     plan = [(job.reference, base)]
     for artifact in artifacts:
         for backend in options.backends:
             if RUNS_KIND[backend] != artifact.kind or reasons.get(backend) or (artifact is job.reference and backend == base):
+                continue
+            if artifact.kind == "aoti":
+                if backend != f"torch-aoti-{aoti_device(artifact)}":
+                    continue  # a package runs on the device it was compiled for, nowhere else
+                why = aoti_mismatch(artifact)
+                if why is None or artifact is job.reference:  # the reference failing says why in the run's error
+                    plan.append((artifact, backend))
+                elif skipped is not None:
+                    skipped.append({"artifact": artifact.name, "backend": backend, "reason": f"cannot run here: {why}"})
                 continue
             if (backend == "torch-kernels") != artifact.needs_kernels:
                 continue  # INT8 programs calling torch.ops.compress run on torch-kernels, and nothing else does

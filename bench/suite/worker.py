@@ -51,6 +51,13 @@ def open_backend(backend: str, artifact: Artifact, spec: dict):
         from bench.backends.torch_eager import TorchEagerBackend
 
         return TorchEagerBackend(_load_torch(artifact, spec), "cpu", "fp32", threads), None
+    if backend.startswith("torch-aoti-"):  # compiled code: loaded only after its sidecar matched this machine
+        from bench.backends.torch_aoti import TorchAotiBackend
+        from compress.core.spec import TensorSpec
+        from export.aoti.package import load_aoti_model
+
+        specs = tuple(TensorSpec.from_json(s) for s in spec["inputs"]) if spec.get("inputs") else None
+        return TorchAotiBackend(load_aoti_model(artifact.path, specs, spec.get("task")), backend.rsplit("-", 1)[1], threads), None
     if backend.startswith("torch-"):
         from bench.backends.torch_eager import TorchEagerBackend, dynamic_int8
 

@@ -25,7 +25,7 @@ def bench_group():
 
 @bench_group.command("run")
 @click.argument("paths", nargs=-1, metavar="PATH...", type=click.Path(path_type=Path))
-@click.option("--backends", default=None, metavar="LIST", help="Families torch,ort,trt,kernels or single backends (torch-cuda-fp16, ort-cpu...) [default: every backend present].")
+@click.option("--backends", default=None, metavar="LIST", help="Families torch,ort,trt,kernels,aoti or single backends (torch-cuda-fp16, ort-cpu...) [default: every backend present].")
 @click.option("--batch", "batch_sizes", default="1,16", show_default=True, help="Batch sizes to time, comma-separated.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the results (schema compress.bench/1) here.")
 @click.option("--markdown", "md_out", type=click.Path(path_type=Path), help="Write the Markdown table here (it is also printed).")

@@ -34,6 +34,8 @@ def recipe_from_flags(common: dict, model: Model, static_shapes: bool) -> list[S
         from export.aoti.config import AotiPackageConfig
 
         recipe.append(AotiPackageConfig(device="cpu"))
+        if _cuda_visible():  # a GPU server gets the package its GPU runs too
+            recipe.append(AotiPackageConfig(device="cuda"))
     return recipe
 
 
@@ -75,3 +77,9 @@ def _int8_kernels_step(common: dict, has_torch: bool) -> StepConfig:
         raise InputError(f"{', '.join(given)} configure{'s' if len(given) == 1 else ''} ONNX INT8 and cannot be used with "
                          "--backend torch (dynamic per-token INT8); drop one or the other")
     return Int8DynamicConfig(backend="kernels")
+
+
+def _cuda_visible() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -45,6 +45,10 @@ def detect_format(path: Path) -> str:
             names = zipfile.ZipFile(path).namelist()
         except zipfile.BadZipFile as exc:
             raise InputError(f"{path} is a corrupt or truncated archive ({exc}); re-save or re-copy the model") from exc
+        if any("/data/aotinductor/" in n for n in names):
+            raise InputError(f"{path} is an AOTInductor package (compiled code for one device and torch version), not a model "
+                             "to compress; give the program it was compiled from (model.int8.pt2), or measure the package "
+                             "with compress bench run")
         if any(_is_program_member(n) for n in names):
             return "pt2"
         if any(n.endswith("/constants.pkl") for n in names) and any("/code/" in n for n in names):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bench.backends.base import run_all, time_batches
 from bench.backends.onnxruntime import OrtBackend
+from bench.backends.torch_aoti import TorchAotiBackend
 from bench.backends.torch_eager import TorchEagerBackend
 from bench.measure.retention import retention
 from bench.reporting.table import artifact_row
@@ -21,6 +22,12 @@ def measure_torch(state: RunState, name: str, model: Model, *, backend: str = "t
     size = file.stat().st_size if file is not None else module_bytes(model.module)
     runner = TorchEagerBackend(model, "cpu", "fp32", state.options.threads)
     return _measure(state, title or f"Measuring {name}", name, runner, backend, precision, file, size)
+
+
+def measure_aoti(state: RunState, name: str, model: Model, device: str, file: Path) -> dict:
+    """An AOTInductor package (``model.module`` wraps the loaded package) on the device it was compiled for."""
+    runner = TorchAotiBackend(model, device, state.options.threads)
+    return _measure(state, f"Measuring {name}", name, runner, runner.name, "int8", file, file.stat().st_size)
 
 
 def measure_onnx(state: RunState, name: str, path: Path, disabled_optimizers=()) -> dict:

@@ -17,10 +17,13 @@ class AotiPackageConfig(StepConfig):
 
     kind: ClassVar[StepKind] = AOTI_BUILD
 
-    device: str = "cpu"  # cuda: on a GPU machine (the program is compiled for that GPU's compute capability)
+    # cuda: on a GPU machine; the model is quantized again on the GPU (the CPU program's weights are
+    # packed for the CPU kernels), traced there and compiled for that GPU's compute capability
+    device: str = "cpu"
 
     def outputs(self) -> dict[str, str | None]:
-        return {"aoti": "model.int8.aoti.*.pt2"}  # named for the device and torch version it is compiled for
+        # named for the device (CPU kernel path, or GPU compute capability) and torch version it is compiled for
+        return {"aoti": "model.int8.aoti.cpu-*.pt2" if self.device == "cpu" else "model.int8.aoti.sm*.pt2"}
 
     def __post_init__(self):
         if self.device not in DEVICES:

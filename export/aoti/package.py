@@ -13,6 +13,7 @@ match and fall back to the portable program.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ import torch
 
 from compress.core.atomic import atomic_path, write_bytes_atomic
 from compress.core.errors import ExportError, InputError
+from compress.core.model import Model
+from compress.core.spec import TensorSpec
 
 AOTI_SCHEMA = "compress.aoti/1"
 
@@ -52,30 +55,65 @@ MIN_COSINE = 0.99
 
 
 def build_aoti_package(program_path: Path, out_dir: Path, device: str, examples: list[tuple[torch.Tensor, ...]],
-                       min_cosine: float = MIN_COSINE) -> dict:
-    """Compile ``program_path`` for ``device`` into ``out_dir``; check the loaded package against
-    the program on every example (several shapes exercise the dynamic axes); returns the sidecar."""
+                       min_cosine: float = MIN_COSINE, describes: dict | None = None) -> dict:
+    """Compile the saved program ``program_path`` for ``device`` into ``out_dir``; see ``compile_aoti_package``."""
     from compress.ops import kernels  # noqa: F401  the program calls torch.ops.compress
+
+    program = torch.export.load(str(program_path))
+    stem = Path(program_path).name.removesuffix(".pt2")
+    return compile_aoti_package(program, stem, Path(program_path).name, out_dir, device, examples, min_cosine, describes)
+
+
+def compile_aoti_package(program: torch.export.ExportedProgram, stem: str, source_name: str, out_dir: Path, device: str,
+                         examples: list[tuple[torch.Tensor, ...]], min_cosine: float = MIN_COSINE,
+                         describes: dict | None = None) -> dict:
+    """Compile ``program`` (traced on ``device``) into ``out_dir``; check the loaded package against
+    the program on every example (several shapes exercise the dynamic axes); returns the sidecar.
+    ``describes`` (input specs, task, output names) goes into the sidecar, so the package can be
+    measured and run on its own."""
+    from compress.ops import kernels
+    from compress.ops.cpu_features import cpu_isa
 
     if device == "cuda" and not torch.cuda.is_available():
         raise InputError("an AOTInductor CUDA package needs a CUDA device to compile on; none is visible to torch")
-    program = torch.export.load(str(program_path))
-    stem = Path(program_path).name.removesuffix(".pt2")
     target = Path(out_dir) / aoti_file_name(stem, device)
     with atomic_path(target) as partial:
         try:
-            torch._inductor.aoti_compile_and_package(program, package_path=str(partial))
+            with partial.open("wb") as fh:  # a file object: the archive's root folder is not named after the temporary file
+                torch._inductor.aoti_compile_and_package(program, package_path=fh)
         except Exception as exc:  # Inductor raises many types; the first line names the op or the compiler error
-            raise ExportError(f"AOTInductor could not compile {Path(program_path).name}: {str(exc).splitlines()[0][:300]}") from exc
+            raise ExportError(f"AOTInductor could not compile {source_name}: {str(exc).splitlines()[0][:300]}") from exc
         worst, worst_cos = _check_package(program, partial, examples, device, min_cosine)
-    meta = {"schema": AOTI_SCHEMA, "file": target.name, "source_program": Path(program_path).name, "device": device,
+    status = kernels.status()
+    meta = {"schema": AOTI_SCHEMA, "file": target.name, "source_program": source_name, "device": device,
             "device_tag": device_tag(device), "torch_version": torch.__version__, "max_abs_error": worst,
-            "min_cosine": worst_cos,
-            "shapes_checked": len(examples)}
+            "min_cosine": worst_cos, "shapes_checked": len(examples),
+            # the package calls these through the dispatcher: the runtime needs compress's kernels loaded
+            "compress_ops": sorted(compress_ops_in(program)), "kernels": {"backend": status.backend, "cpu_isa": cpu_isa()},
+            **(describes or {})}
     if device == "cuda":
         meta["gpu"] = torch.cuda.get_device_name()
     write_bytes_atomic(sidecar_path(target), (json.dumps(meta, indent=2) + "\n").encode())
     return meta
+
+
+def compress_ops_in(program: torch.export.ExportedProgram) -> set[str]:
+    """The torch.ops.compress overloads the program's graph calls."""
+    return {str(node.target) for node in program.graph.nodes
+            if node.op == "call_function" and str(node.target).startswith("compress.")}
+
+
+def existing_package_refusal(program_path: Path, out_dir: Path, device: str, force: bool) -> str | None:
+    """Why the package for ``program_path`` must not be written into ``out_dir`` (it exists and no
+    --force; or it exists and is not an AOTInductor package, which --force does not replace), or None."""
+    target = Path(out_dir) / aoti_file_name(Path(program_path).name.removesuffix(".pt2"), device)
+    if not target.exists():
+        return None
+    if not force:
+        return f"{target} already exists; pass --force to replace it"
+    if not target.is_file() or not is_aoti_package(target):
+        return f"{target} exists and is not an AOTInductor package, so --force will not replace it; move it or choose another --out"
+    return None
 
 
 def sidecar_path(package: Path) -> Path:
@@ -107,6 +145,28 @@ def mismatch(meta: dict) -> str | None:
     return None
 
 
+def is_aoti_package(path: Path) -> bool:
+    """Whether ``path`` is an AOTInductor package (a zip holding ``data/aotinductor/``), not a
+    ``torch.export`` program; read from the zip's directory, nothing is loaded."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any("/data/aotinductor/" in name for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def load_aoti_model(package: Path, inputs: tuple[TensorSpec, ...] | None = None, task: str | None = None) -> Model:
+    """The package as a ``Model`` (inputs and task from its sidecar unless given), to run and measure
+    like any PyTorch model; refused where it does not match this machine."""
+    meta = read_aoti_metadata(package)
+    specs = inputs or tuple(TensorSpec.from_json(s) for s in meta.get("inputs", ()))
+    if not specs:
+        raise InputError(f"{sidecar_path(package).name} records no inputs; pass --input NAME:SHAPE:DTYPE for each of them")
+    module = AotiModule(load_aoti_package(package))
+    return Model(module, tuple(specs), task or meta.get("task") or "generic", Path(package), "aoti",
+                 tuple(meta.get("output_names") or ("output",)))
+
+
 def load_aoti_package(package: Path):
     """The compiled model (callable on the flattened inputs), after checking it matches this machine."""
     from compress.ops import kernels  # noqa: F401  the package calls torch.ops.compress through the dispatcher
@@ -114,7 +174,11 @@ def load_aoti_package(package: Path):
     problem = mismatch(read_aoti_metadata(package))
     if problem is not None:
         raise InputError(f"{Path(package).name} cannot run here: {problem}; rebuild it on this machine (compress build-engine --aoti)")
-    return torch._inductor.aoti_load_package(str(package))
+    try:
+        return torch._inductor.aoti_load_package(str(package))
+    except Exception as exc:  # a truncated zip or a library the loader cannot open: one line, the fix
+        raise InputError(f"{Path(package).name} cannot be loaded ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}); "
+                         "rebuild it with compress build-engine --aoti") from None
 
 
 def _check_package(program, path: Path, examples, device: str, min_cosine: float) -> tuple[float, float]:

@@ -1,7 +1,7 @@
 """``compress pack``: a `compress` output directory → one .tar that ships.
 
 The bundle holds the ONNX models, any TensorRT engines (with their ``.plan.json`` target
-metadata), the report, and a ``manifest.json`` written for the receiving machine: input and
+metadata), any AOTInductor packages (with their ``.pt2.json``: torch version and device), the report, and a ``manifest.json`` written for the receiving machine: input and
 output specs, each file's sha256, size, kind and precision, the hardware each engine was built
 for, library versions, the recipe, and the retention and latency figures of the report. The
 tar is deterministic (sorted members, zeroed owners and times: pack twice, same bytes), written under a temporary name
@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from fnmatch import fnmatch
 from pathlib import Path
 
 from compress.core.atomic import atomic_path
@@ -24,6 +25,7 @@ BUNDLE_SCHEMA = "compress.bundle/1"
 ENGINE_SUFFIXES = (".plan", ".engine")
 SHIPPED_SUFFIXES = (".onnx", ".data", *ENGINE_SUFFIXES)  # .data: ONNX external weights
 REPORT_NAME = "report.json"
+AOTI_GLOB = "*.aoti.*.pt2"  # AOTInductor packages, named for their device and torch (export.aoti.package)
 
 
 def pack(directory: Path, out: Path, force: bool = False, force_any: bool = False) -> dict:
@@ -97,16 +99,22 @@ def _read_source_manifest(directory: Path) -> dict:
 
 
 def _shipped_files(directory: Path, source: dict) -> list[str]:
-    """The ONNX files and report compress recorded, plus engines built into the directory later
-    (by `compress build-engine`), each with its .plan.json metadata."""
+    """The ONNX files and report compress recorded, plus engines and AOTInductor packages (compress
+    wrote them, or `compress build-engine` did later), each with its metadata sidecar."""
     files = [rel for rel in source.get("files", {}) if "/" not in rel and (rel.endswith(SHIPPED_SUFFIXES) or rel == REPORT_NAME)]
     for plan in sorted(p for p in directory.iterdir() if p.suffix in ENGINE_SUFFIXES and p.is_file()):
         sidecar = plan.with_name(plan.name + ".json")
         if not sidecar.is_file():
             raise InputError(f"{plan} has no {sidecar.name} (the target GPU and TensorRT version); rebuild it with compress build-engine")
         files += [plan.name, sidecar.name]
-    if not any(rel.endswith((".onnx", *ENGINE_SUFFIXES)) for rel in files):
-        raise InputError(f"{directory} holds no ONNX model or engine to ship")
+    # imported here: verifying and loading a bundle need no torch
+    from export.aoti.package import read_aoti_metadata, sidecar_path
+
+    for package in sorted(p for p in directory.glob(AOTI_GLOB) if p.is_file()):
+        read_aoti_metadata(package)  # its sidecar says which torch and device it needs: no sidecar, no shipping
+        files += [package.name, sidecar_path(package).name]
+    if not any(rel.endswith((".onnx", *ENGINE_SUFFIXES)) or fnmatch(rel, AOTI_GLOB) for rel in files):
+        raise InputError(f"{directory} holds no ONNX model, engine or AOTInductor package to ship")
     return sorted(set(files))
 
 
@@ -118,6 +126,16 @@ def _file_entry(directory: Path, rel: str, source: dict) -> dict:
     if entry["kind"] == "onnx":
         entry["onnxruntime"] = source.get("runtime", {}).get(rel, {}).get("onnxruntime", {})
         entry["role"] = "qdq-for-tensorrt" if rel.endswith(".qdq.onnx") else "onnxruntime"
+    if entry["kind"] == "aoti-package":
+        from export.aoti.package import read_aoti_metadata
+
+        meta = read_aoti_metadata(path)
+        entry["precision"] = "int8"
+        # what the receiving machine needs: the same torch minor version, the device (CPU kernel path or
+        # GPU), and compress's ops (the runtime loads or builds them: the package calls them by name)
+        entry["target"] = {key: meta.get(key) for key in ("device", "device_tag", "torch_version", "gpu")}
+        entry["compress_ops"] = meta.get("compress_ops", [])
+        entry["checked"] = {key: meta.get(key) for key in ("max_abs_error", "min_cosine", "shapes_checked")}
     if entry["kind"] == "engine":
         meta = _read_json(path.with_name(path.name + ".json"))
         entry["target"] = {key: meta.get(key) for key in ("compute_capability", "gpu", "tensorrt_version", "version_compatible",
@@ -128,6 +146,10 @@ def _file_entry(directory: Path, rel: str, source: dict) -> dict:
 
 
 def _kind(rel: str) -> str:
+    if fnmatch(rel, AOTI_GLOB):
+        return "aoti-package"
+    if fnmatch(rel, AOTI_GLOB + ".json"):
+        return "aoti-metadata"
     if rel.endswith(".onnx"):
         return "onnx"
     if rel.endswith(ENGINE_SUFFIXES):

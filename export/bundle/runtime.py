@@ -1,9 +1,12 @@
-"""Load a bundle anywhere: ``from export.runtime import load; model = load("model.tar")``.
+"""Load a bundle anywhere: ``from export.bundle.runtime import load; model = load("model.tar")``.
 
 ``load`` verifies every file against the manifest first, then picks what can run here: the
-TensorRT engine built for this GPU and TensorRT version; else ONNX Runtime on CUDA, then CPU,
-with one warning saying why no engine ran. ``model(x)`` or ``model(**inputs)`` returns the
-outputs as numpy arrays. Loading runs no code from the bundle (JSON, ONNX and engine files only).
+TensorRT engine built for this GPU and TensorRT version; else, where the caller allows compiled
+packages, the AOTInductor package built for this device and torch version; else ONNX Runtime on
+CUDA, then CPU, with one warning saying why nothing faster ran. ``model(x)`` or ``model(**inputs)``
+returns the outputs as numpy arrays. By default loading runs no code from the bundle (JSON, ONNX
+and engine files only): an AOTInductor package is a shared library, so it is opt-in
+(``allow_compiled_packages=True``), as a TensorRT engine's embedded lean runtime is.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from export.bundle.verify import extract_verified, verify
 
 
 class BundleFallbackWarning(UserWarning):
-    """No TensorRT engine in the bundle runs on this machine; ONNX Runtime runs the model instead."""
+    """Nothing faster than ONNX Runtime in the bundle runs on this machine (or was allowed to)."""
 
 
 def load(bundle: str | Path, threads: int | None = None, allow_engines: bool = True,
-         allow_engine_host_code: bool = False) -> "BundleModel":
+         allow_engine_host_code: bool = False, allow_compiled_packages: bool = False) -> "BundleModel":
     """Verify and open a bundle. ``allow_engine_host_code`` lets a version-compatible TensorRT
-    engine load the lean runtime it carries (code from the bundle); off unless you trust its source."""
+    engine load the lean runtime it carries, and ``allow_compiled_packages`` lets an AOTInductor
+    package (a shared library) run: both are code from the bundle, off unless you trust its source."""
     bundle = Path(bundle)
     if bundle.is_dir():
         manifest, root, cleanup = verify(bundle), bundle, None
@@ -40,7 +44,11 @@ def load(bundle: str | Path, threads: int | None = None, allow_engines: bool = T
             raise
         cleanup = root
     engine, reason = pick_engine(manifest) if allow_engines else (None, "engines were not allowed (allow_engines=False)")
-    model = BundleModel(manifest, root, engine, reason, threads, allow_engine_host_code)
+    package = None
+    if engine is None:
+        package, why_not = pick_aoti_package(manifest, allow_compiled_packages)
+        reason = f"{reason}; {why_not}" if why_not else reason
+    model = BundleModel(manifest, root, engine, reason, threads, allow_engine_host_code, package)
     if cleanup is not None:
         weakref.finalize(model, shutil.rmtree, cleanup, True)
     return model
@@ -61,6 +69,27 @@ def pick_engine(manifest: dict) -> tuple[str | None, str | None]:
             return name, None
         mismatches.append(f"{name}: {why}")
     return None, "; ".join(mismatches)
+
+
+def pick_aoti_package(manifest: dict, allowed: bool) -> tuple[str | None, str | None]:
+    """(AOTInductor package that runs here, None) or (None, why none does; None when the bundle has none).
+    A CUDA package first where there is a GPU, then the CPU one."""
+    from export.aoti.package import mismatch
+
+    packages = {name: e for name, e in manifest["files"].items() if e.get("kind") == "aoti-package"}
+    if not packages:
+        return None, None
+    matching, mismatches = [], []
+    for name, entry in sorted(packages.items(), key=lambda kv: (kv[1].get("target") or {}).get("device") != "cuda"):
+        why = mismatch(entry.get("target") or {})
+        if why:
+            mismatches.append(f"{name}: {why}")
+        else:
+            matching.append(name)
+    if matching and not allowed:
+        return None, (f"{matching[0]} (AOTInductor) matches this machine but is compiled code from the bundle; "
+                      "pass allow_compiled_packages=True to run it")
+    return (matching[0], None) if matching else (None, "; ".join(mismatches))
 
 
 def local_tensorrt_target() -> tuple[dict | None, str | None]:
@@ -106,16 +135,19 @@ class BundleModel:
     """A verified bundle, ready to answer: ``model(x)`` or ``model(**inputs)`` -> list of numpy arrays."""
 
     def __init__(self, manifest: dict, root: Path, engine: str | None, no_engine_reason: str | None, threads: int | None,
-                 allow_engine_host_code: bool = False):
+                 allow_engine_host_code: bool = False, aoti_package: str | None = None):
         self.manifest, self.root = manifest, root
         self.input_names = [spec["name"] for spec in manifest.get("inputs", [])]
         self.output_names = list(manifest.get("outputs", []))
         if engine is not None:
             self.file, self.backend = engine, "tensorrt"
             self._runner = _engine_runner(root / engine, allow_engine_host_code)
+        elif aoti_package is not None:
+            self.file = aoti_package
+            self.backend, self._runner = _aoti_runner(manifest, root / aoti_package, threads)
         else:
             self.file, self.backend, self._runner = _onnx_runner(manifest, root, threads)
-            warnings.warn(f"compress bundle: no TensorRT engine runs here ({no_engine_reason}); "
+            warnings.warn(f"compress bundle: no engine or compiled package runs here ({no_engine_reason}); "
                           f"running {self.file} on {self.backend}", BundleFallbackWarning, stacklevel=3)
 
     def __call__(self, *args, **inputs) -> list[np.ndarray]:
@@ -162,3 +194,26 @@ def _engine_runner(plan: Path, allow_host_code: bool):
 
     runner = EngineRunner(plan, allow_host_code=allow_host_code).__enter__()  # held for the model's lifetime
     return runner.run
+
+
+def _aoti_runner(manifest: dict, package: Path, threads: int | None):
+    """The package on its device, inputs converted by the manifest's specs (names, dtypes)."""
+    import torch
+
+    from compress.core.model import flatten_outputs
+    from compress.core.spec import TensorSpec
+    from export.aoti.package import load_aoti_model
+
+    specs = tuple(TensorSpec.from_json(s) for s in manifest.get("inputs", []))
+    model = load_aoti_model(package, specs or None)
+    device = manifest["files"][package.name]["target"]["device"]
+    if threads:
+        torch.set_num_threads(threads)
+
+    def run(feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        args = tuple(a.to(device) for a in model.torch_args(feed))
+        with torch.inference_mode():
+            out = model.module(*args)
+        return [t.detach().float().cpu().numpy() for t in flatten_outputs(out)]
+
+    return f"torch-aoti-{device}", run

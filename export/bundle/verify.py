@@ -3,7 +3,8 @@
 A bundle is flat: member names are plain file names, so nothing can land outside the
 destination (no absolute paths, no ``..``, no links, no devices). A file that is missing,
 has another size or sha256, or is not listed, is an error naming that file. Reading never
-runs code: the manifest is JSON and the models are ONNX and TensorRT engines.
+runs code: the manifest is JSON, and nothing is loaded (an AOTInductor package's shared library
+is opened only by ``export.runtime.load`` when the caller allows compiled packages).
 """
 
 from __future__ import annotations

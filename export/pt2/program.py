@@ -34,18 +34,25 @@ def export_program(model: Model, module: torch.nn.Module, examples: list[dict[st
                    dynamic: bool = True, atol: float = 1e-4) -> dict:
     """Export ``module`` (taking ``model``'s inputs) to ``out_path``; check the loaded program
     against ``module`` on every example (several shapes exercise the dynamic axes)."""
-    names = model.input_names
-    wrapper = _named_wrapper(module, names)
-    dynamic_shapes = {s.name: {axis: torch.export.Dim.DYNAMIC for axis in s.dynamic_axes} or None for s in model.inputs}
-    try:
-        program = torch.export.export(wrapper, model.torch_args(examples[0]), dynamic_shapes=dynamic_shapes if dynamic else None)
-    except Exception as exc:  # torch.export raises many types
-        raise ExportError(f"torch.export could not trace the model: {str(exc).splitlines()[0]}") from exc
+    program = trace_program(model, module, examples[0], dynamic)
     with atomic_path(out_path) as partial:
         with partial.open("wb") as fh:  # a file object: the archive's root folder is not named after the temporary file
             torch.export.save(program, fh)
         worst = _check_loaded(model, module, partial, examples, atol)
     return {"file": out_path.name, "max_abs_error": worst, "shapes_checked": len(examples)}
+
+
+def trace_program(model: Model, module: torch.nn.Module, example: dict[str, np.ndarray], dynamic: bool = True,
+                  device: str = "cpu") -> torch.export.ExportedProgram:
+    """``module`` traced on ``device`` with ``model``'s input names and dynamic axes (kept in memory:
+    the CUDA AOTInductor package is compiled from a program traced on the GPU, never saved)."""
+    wrapper = _named_wrapper(module, model.input_names)
+    dynamic_shapes = {s.name: {axis: torch.export.Dim.DYNAMIC for axis in s.dynamic_axes} or None for s in model.inputs}
+    args = tuple(a.to(device) for a in model.torch_args(example))
+    try:
+        return torch.export.export(wrapper, args, dynamic_shapes=dynamic_shapes if dynamic else None)
+    except Exception as exc:  # torch.export raises many types
+        raise ExportError(f"torch.export could not trace the model: {str(exc).splitlines()[0]}") from exc
 
 
 def _named_wrapper(module: torch.nn.Module, names: list[str]) -> torch.nn.Module:

@@ -1,37 +1,65 @@
-"""``AotiPackageConfig`` (``--int8 --backend torch --target aoti``): compile model.int8.pt2 into an
-AOTInductor package for this machine's CPU (or its GPU), check it against the program, and
-measure it like every other artifact."""
+"""``AotiPackageConfig`` (``--int8 --backend torch --target aoti``): compile the INT8 program into an
+AOTInductor package for this machine's CPU, and for its GPU where there is one, check each against
+the program it was compiled from, and measure it like every other artifact."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import torch
 
-from compress.core.registry import register_handler
+from compress.core.errors import InputError
+from compress.core.model import clone_model
+from compress.core.registry import config_from_json, register_handler
 from compress.load.loaders import load_model
-from compress.pipeline.measure import measure_torch
+from compress.passes.int8_kernels import Int8DynamicConfig, quantize_linear_layers_
+from compress.pipeline.measure import measure_aoti
 from compress.pipeline.state import RunState
 from export.aoti.config import AotiPackageConfig
-from export.aoti.package import AotiModule, build_aoti_package, load_aoti_package
+from export.aoti.package import (
+    AotiModule,
+    build_aoti_package,
+    compile_aoti_package,
+    load_aoti_package,
+)
 from export.onnx.parity import parity_inputs
+from export.pt2.program import trace_program
 
 
 @register_handler(AotiPackageConfig)
 def aoti_package_step(config: AotiPackageConfig, state: RunState) -> None:
     program_path = state.files["pt2-int8"]
     program = load_model(program_path, None, task=state.model.task)
-    examples = [program.torch_args(arrays) for arrays in parity_inputs(state.model)]
-    if config.device == "cpu" and torch.cuda.is_available():  # not silently: a GPU user may expect a CUDA package
-        state.progress.warn("--target aoti compiles for the CPU only so far (the INT8 program's weights are packed for the "
-                            "CPU kernels); no CUDA package is built")
+    describes = {"inputs": [s.to_json() for s in program.inputs], "task": program.task, "output_names": list(program.output_names)}
     with state.progress.step(f"Compiling the INT8 program with AOTInductor for {config.device} (minutes on a small CPU)"):
-        meta = build_aoti_package(program_path, state.stage, config.device, examples)
+        if config.device == "cpu":
+            examples = [program.torch_args(arrays) for arrays in parity_inputs(state.model)]
+            meta = build_aoti_package(program_path, state.stage, "cpu", examples, describes=describes)
+        else:
+            meta = _cuda_package(state, Path(program_path).name.removesuffix(".pt2"), describes)
     package = state.stage / meta["file"]
     compiled = dataclasses.replace(program, module=AotiModule(load_aoti_package(package)))
     with torch.inference_mode():
-        measure_torch(state, "pytorch-int8-aoti", compiled, backend="torch-aoti", precision="int8", file=package)
-    state.report["aoti"] = meta
-    state.files["aoti"] = package
+        measure_aoti(state, "pytorch-int8-aoti" + ("" if config.device == "cpu" else "-cuda"), compiled, config.device, package)
+    state.report.setdefault("aoti", {})[config.device] = meta
+    state.files[f"aoti-{config.device}"] = package
     state.progress.say(f"  {meta['file']}: max difference from the program {meta['max_abs_error']:.2e} "
                        f"(lowest row cosine {meta['min_cosine']:.5f}) over {meta['shapes_checked']} shapes")
+
+
+def _cuda_package(state: RunState, stem: str, describes: dict) -> dict:
+    """The model quantized again on the GPU (weights kept unpacked for the CUDA kernels, with the same
+    INT8 config as the CPU program), traced there and compiled for this GPU."""
+    if not torch.cuda.is_available():
+        raise InputError("AotiPackageConfig(device='cuda') needs a CUDA device; none is visible to torch (drop the step, "
+                         "or run the recipe on the GPU machine the package is for)")
+    config = config_from_json(state.report["int8"]["config"]) if "int8" in state.report else Int8DynamicConfig()
+    quantized = clone_model(state.model)
+    quantized.module.to("cuda")
+    quantize_linear_layers_(quantized.module, config)
+    arrays = parity_inputs(state.model)
+    program = trace_program(quantized, quantized.module.eval(), arrays[0], device="cuda")
+    examples = [quantized.torch_args(a) for a in arrays]
+    return compile_aoti_package(program, stem, f"{stem}.pt2 (quantized again on {torch.cuda.get_device_name()})", state.stage, "cuda",
+                                examples, describes=describes)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is pres
 
 
 def test_the_dry_run_runs_what_can_run_here_and_skips_the_gpu_steps_with_reasons(tmp_path):
-    code = main(["--out", str(tmp_path), "--quick", "--steps", "environment,build_kernels,gpu_tests,kernel_bench,sanitizer"])
+    code = main(["--out", str(tmp_path), "--quick", "--steps", "environment,build_kernels,gpu_tests,kernel_bench,aoti,sanitizer"])
     result = json.loads((tmp_path / RESULT_NAME).read_text())
     assert code == 0 and result["dry_run"] and result["failed"] == []
     s = result["steps"]
@@ -28,6 +28,7 @@ def test_the_dry_run_runs_what_can_run_here_and_skips_the_gpu_steps_with_reasons
     assert any("CUDA" in r or "GPU" in r or "tensorrt" in r.lower() for r in s["gpu_tests"]["skip_reasons"])
     assert s["kernel_bench"] == {**s["kernel_bench"], "status": "skipped", "reason": "no CUDA device: the CUDA kernel benchmark needs one"}
     assert s["sanitizer"]["status"] == "skipped"
+    assert s["aoti"]["status"] == "skipped" and "the CUDA AOTInductor package needs one" in s["aoti"]["reason"]
     assert "===== gpu_tests" in (tmp_path / LOG_NAME).read_text()
 
 

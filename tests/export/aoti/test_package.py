@@ -10,8 +10,6 @@ import pytest
 import torch
 
 from compress.core.errors import InputError
-from compress.ops import kernels
-from compress.ops.int8_linear import Int8Linear
 from export.aoti.package import (
     aoti_file_name,
     build_aoti_package,
@@ -19,19 +17,14 @@ from export.aoti.package import (
     read_aoti_metadata,
     sidecar_path,
 )
+from tests.export.aoti.int8_mlp import NEEDS_AOTI, int8_mlp_program
 
-pytestmark = [pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
-                                 reason="AOTInductor compiles C++: no C++ compiler on PATH"),
-              pytest.mark.skipif(kernels.status().backend != "extension", reason=f"the compiled kernels are not loaded: {kernels.status().reason}")]
+pytestmark = NEEDS_AOTI
 
 
 @pytest.fixture(scope="module")
 def package(tmp_path_factory):
-    torch.manual_seed(0)
-    float_model = torch.nn.Sequential(torch.nn.Linear(40, 64), torch.nn.GELU(), torch.nn.Linear(64, 24)).eval()
-    int8 = torch.nn.Sequential(Int8Linear.from_float(float_model[0], activation="gelu"), Int8Linear.from_float(float_model[2])).eval()
-    example = torch.randn(3, 40)
-    program = torch.export.export(int8, (example,), dynamic_shapes=({0: torch.export.Dim("batch", max=1024)},))
+    program = int8_mlp_program(40, 64, 24)
     directory = tmp_path_factory.mktemp("aoti")
     source = directory / "model.int8.pt2"
     torch.export.save(program, str(source))

@@ -31,7 +31,7 @@ def minilm_bundle(minilm_run, tmp_path_factory):
 
 
 def test_load_falls_back_to_onnx_runtime_cpu_with_one_warning_and_matches_a_direct_run(bundle, digits_run, digits_data):
-    with pytest.warns(BundleFallbackWarning, match="no TensorRT engine runs here \\(the bundle has no TensorRT engine\\)") as caught:
+    with pytest.warns(BundleFallbackWarning, match="no engine or compiled package runs here \\(the bundle has no TensorRT engine\\)") as caught:
         model = load(bundle, threads=1)
     assert len(caught) == 1 and model.backend == "onnxruntime-cpu" and model.file == "model.int8.onnx"
     x = digits_data["x_test"][:16]
