@@ -27,8 +27,10 @@ def pack_command(directory, out, force, force_any, debug):
         manifest = pack(directory, out, force, force_any)
         files = manifest["files"]
         engines = [n for n, e in files.items() if e["kind"] == "engine"]
+        packages = [f"{n} ({e['target']['device_tag']}, torch {e['target']['torch_version']})" for n, e in files.items() if e["kind"] == "aoti-package"]
         click.echo(f"wrote {out}: {len(files)} files ({', '.join(sorted(files))}), "
-                   f"{sum(e['bytes'] for e in files.values()) / 1e6:.1f} MB" + ("" if engines else "; no TensorRT engine (ONNX Runtime will run it)"))
+                   f"{sum(e['bytes'] for e in files.values()) / 1e6:.1f} MB" + ("" if engines else "; no TensorRT engine (ONNX Runtime will run it)")
+                   + (f"; AOTInductor: {', '.join(packages)}, run by load(..., allow_compiled_packages=True) where it matches" if packages else ""))
 
     guarded(debug, go)
 

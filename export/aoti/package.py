@@ -171,14 +171,22 @@ def load_aoti_package(package: Path):
     """The compiled model (callable on the flattened inputs), after checking it matches this machine."""
     from compress.ops import kernels  # noqa: F401  the package calls torch.ops.compress through the dispatcher
 
-    problem = mismatch(read_aoti_metadata(package))
+    meta = read_aoti_metadata(package)
+    problem = mismatch(meta)
     if problem is not None:
-        raise InputError(f"{Path(package).name} cannot run here: {problem}; rebuild it on this machine (compress build-engine --aoti)")
+        raise InputError(f"{Path(package).name} cannot run here: {problem}; rebuild it on this machine ({rebuild_command(meta)})")
     try:
         return torch._inductor.aoti_load_package(str(package))
     except Exception as exc:  # a truncated zip or a library the loader cannot open: one line, the fix
         raise InputError(f"{Path(package).name} cannot be loaded ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}); "
-                         "rebuild it with compress build-engine --aoti") from None
+                         f"rebuild it ({rebuild_command(meta)})") from None
+
+
+def rebuild_command(meta: dict) -> str:
+    """CPU packages are rebuilt from the shipped program; CUDA ones from the model, quantized on the GPU."""
+    if meta.get("device") == "cuda":
+        return "compress MODEL --int8 --backend torch --target aoti on the GPU machine"
+    return f"compress build-engine --aoti {meta.get('source_program', 'model.int8.pt2')}"
 
 
 def _check_package(program, path: Path, examples, device: str, min_cosine: float) -> tuple[float, float]:

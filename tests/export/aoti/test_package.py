@@ -61,3 +61,12 @@ def test_a_package_for_another_torch_or_cpu_is_refused_with_the_fix(package, tmp
     sidecar_path(copy).unlink()
     with pytest.raises(InputError, match="is missing: the package's device and torch version are unknown"):
         load_aoti_package(copy)
+
+
+def test_a_damaged_package_is_refused_in_one_line_with_the_fix(package, tmp_path):
+    directory, meta, _ = package
+    damaged = tmp_path / meta["file"]
+    damaged.write_bytes((directory / meta["file"]).read_bytes()[:4096])  # truncated in the copy
+    sidecar_path(damaged).write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="cannot be loaded .*rebuild it \\(compress build-engine --aoti model.int8.pt2\\)"):
+        load_aoti_package(damaged)

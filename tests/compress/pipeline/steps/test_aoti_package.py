@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import warnings
 
 import numpy as np
@@ -82,6 +83,23 @@ def test_bench_run_measures_the_package_on_its_own_backend(aoti_run, tmp_path):
     assert package_err < 0.05 and abs(package_err - program_err) < 0.5 * program_err + 1e-4
     if not torch.cuda.is_available():
         assert any(s["backend"] == "torch-aoti-cuda" and "no CUDA device" in s["reason"] for s in job["skipped"])
+
+
+def test_bench_run_skips_a_package_for_another_torch_and_says_why(aoti_run, tmp_path):
+    out, report = aoti_run
+    name = report["aoti"]["cpu"]["file"]
+    copy = tmp_path / "o"
+    shutil.copytree(out, copy)
+    sidecar = copy / (name + ".json")
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "torch_version": "2.11.0+cu130"}))
+    result = CliRunner().invoke(main, ["bench", "run", str(copy), "--backends", "torch-aoti-cpu", "--no-peers", "--batch", "1",
+                                       "--samples", "8", "--seq-len", "16", "--min-seconds", "0.05", "--quiet",
+                                       "--json", str(tmp_path / "b.json")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output + result.stderr
+    job = json.loads((tmp_path / "b.json").read_text())["runs"][0]["jobs"][0]
+    assert [r["backend"] for r in job["results"]] == ["torch-cpu-fp32"]  # the reference only
+    assert {"artifact": name, "backend": "torch-aoti-cpu",
+            "reason": f"cannot run here: compiled with torch 2.11.0+cu130, this is torch {torch.__version__}"} in job["skipped"]
 
 
 def test_pack_ships_the_package_with_what_it_needs_and_verify_checks_it(aoti_run, aoti_bundle):
