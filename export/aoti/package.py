@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,7 @@ def compile_aoti_package(program: torch.export.ExportedProgram, stem: str, sourc
             "device_tag": device_tag(device), "torch_version": torch.__version__, "max_abs_error": worst,
             "min_cosine": worst_cos, "shapes_checked": len(examples),
             # the package calls these through the dispatcher: the runtime needs compress's kernels loaded
-            "compress_ops": sorted(compress_ops_in(program)), "kernels": {"backend": status.backend, "cpu_isa": cpu_isa()},
+            "compress_ops": compress_ops_in(program), "kernels": {"backend": status.backend, "cpu_isa": cpu_isa()},
             **(describes or {})}
     if device == "cuda":
         meta["gpu"] = torch.cuda.get_device_name()
@@ -97,10 +98,11 @@ def compile_aoti_package(program: torch.export.ExportedProgram, stem: str, sourc
     return meta
 
 
-def compress_ops_in(program: torch.export.ExportedProgram) -> set[str]:
-    """The torch.ops.compress overloads the program's graph calls."""
-    return {str(node.target) for node in program.graph.nodes
-            if node.op == "call_function" and str(node.target).startswith("compress.")}
+def compress_ops_in(program: torch.export.ExportedProgram) -> dict[str, int]:
+    """How many times the program's graph calls each torch.ops.compress overload."""
+    calls = Counter(str(node.target) for node in program.graph.nodes
+                    if node.op == "call_function" and str(node.target).startswith("compress."))
+    return dict(sorted(calls.items()))
 
 
 def existing_package_refusal(program_path: Path, out_dir: Path, device: str, force: bool) -> str | None:

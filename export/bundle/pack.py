@@ -134,7 +134,7 @@ def _file_entry(directory: Path, rel: str, source: dict) -> dict:
         # what the receiving machine needs: the same torch minor version, the device (CPU kernel path or
         # GPU), and compress's ops (the runtime loads or builds them: the package calls them by name)
         entry["target"] = {key: meta.get(key) for key in ("device", "device_tag", "torch_version", "gpu")}
-        entry["compress_ops"] = meta.get("compress_ops", [])
+        entry["compress_ops"] = meta.get("compress_ops", {})
         entry["checked"] = {key: meta.get(key) for key in ("max_abs_error", "min_cosine", "shapes_checked")}
     if entry["kind"] == "engine":
         meta = _read_json(path.with_name(path.name + ".json"))

@@ -49,17 +49,23 @@ def aoti_package_step(config: AotiPackageConfig, state: RunState) -> None:
 
 
 def _cuda_package(state: RunState, stem: str, describes: dict) -> dict:
-    """The model quantized again on the GPU (weights kept unpacked for the CUDA kernels, with the same
-    INT8 config as the CPU program), traced there and compiled for this GPU."""
     if not torch.cuda.is_available():
         raise InputError("AotiPackageConfig(device='cuda') needs a CUDA device; none is visible to torch (drop the step, "
                          "or run the recipe on the GPU machine the package is for)")
+    return requantized_package(state, stem, describes, "cuda")
+
+
+def requantized_package(state: RunState, stem: str, describes: dict, device: str) -> dict:
+    """The model quantized again on ``device`` with the same INT8 config as the program (on CUDA the
+    weights stay unpacked for the CUDA kernels), traced there and compiled for it. The CUDA route;
+    on the CPU the tests run the same code."""
     config = config_from_json(state.report["int8"]["config"]) if "int8" in state.report else Int8DynamicConfig()
     quantized = clone_model(state.model)
-    quantized.module.to("cuda")
+    quantized.module.to(device)
     quantize_linear_layers_(quantized.module, config)
     arrays = parity_inputs(state.model)
-    program = trace_program(quantized, quantized.module.eval(), arrays[0], device="cuda")
+    program = trace_program(quantized, quantized.module.eval(), arrays[0], device=device)
     examples = [quantized.torch_args(a) for a in arrays]
-    return compile_aoti_package(program, stem, f"{stem}.pt2 (quantized again on {torch.cuda.get_device_name()})", state.stage, "cuda",
-                                examples, describes=describes)
+    where = torch.cuda.get_device_name() if device == "cuda" else "the CPU"
+    return compile_aoti_package(program, stem, f"{stem}.pt2 (quantized again on {where})", state.stage, device, examples,
+                                describes=describes)

@@ -9,6 +9,7 @@ import copy
 import json
 import shutil
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -139,6 +140,36 @@ def test_a_package_for_another_torch_or_cpu_is_not_picked_and_the_reason_is_name
         altered["files"][name]["target"].update(change)
         package, reason = pick_aoti_package(altered, allowed=True)
         assert package is None and reason.startswith(f"{name}: {why}")
+
+
+def test_the_cuda_route_requantizes_traces_and_compiles_with_the_programs_config(tiny_bert, tmp_path):
+    """The CUDA package's route (quantize the model again on the device with the program's INT8
+    config, trace there, compile), run on the CPU: all but the device is the code a GPU machine runs."""
+    from compress.load.loaders import load_model
+    from compress.passes.int8_kernels import Int8DynamicConfig
+    from compress.pipeline.steps.aoti_package import requantized_package
+    from export.aoti.package import load_aoti_model
+
+    model = load_model(tiny_bert)
+    describes = {"inputs": [s.to_json() for s in model.inputs], "task": model.task, "output_names": list(model.output_names)}
+    state = SimpleNamespace(model=model, stage=tmp_path / "all", report={"int8": {"config": Int8DynamicConfig().to_json()}})
+    state.stage.mkdir()
+    meta = requantized_package(state, "model.int8", describes, "cpu")
+    assert meta["min_cosine"] >= 0.99 and meta["source_program"] == "model.int8.pt2 (quantized again on the CPU)"
+    assert "compress.int8_linear_packed.default" in meta["compress_ops"]
+    package = load_aoti_model(state.stage / meta["file"])
+    arrays = _enc(tiny_bert)
+    with torch.inference_mode():
+        got, want = (m.forward_numpy(arrays)[0] for m in (package, model))
+    got, want = got.reshape(len(got), -1), want.reshape(len(want), -1)
+    assert ((got * want).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(want, axis=1)).min() > 0.98  # INT8 of the float model
+    # the program's config is the one applied: all Linear layers but one excluded there, one INT8 GEMM here
+    linears = [name for name, m in model.module.named_modules() if type(m) is torch.nn.Linear]
+    assert meta["compress_ops"]["compress.int8_linear_packed.default"] == len(linears)
+    config = Int8DynamicConfig(exclude=tuple(linears[1:]))
+    state = SimpleNamespace(model=model, stage=tmp_path / "one", report={"int8": {"config": config.to_json()}})
+    state.stage.mkdir()
+    assert requantized_package(state, "model.int8", describes, "cpu")["compress_ops"]["compress.int8_linear_packed.default"] == 1
 
 
 def test_cli_refuses_target_aoti_without_the_pytorch_int8_program(tiny_bert, tmp_path):
