@@ -210,3 +210,9 @@ def test_cli_writes_beside_the_model_when_out_not_given(digits_files, tmp_path):
     assert result.exit_code == 0, (result.output, result.exception)
     assert sorted(os.listdir(tmp_path)) == ["digits.pt2", "digits.pt2.compressed"]
     assert sorted(os.listdir(tmp_path / "digits.pt2.compressed")) == ["manifest.json", "model.onnx", "report.json"]
+
+
+def test_target_aoti_without_the_pytorch_int8_program_is_refused_before_any_work(tiny_bert, tmp_path):
+    result = invoke([tiny_bert, "--int8", "--target", "aoti", "--out", tmp_path / "o", *FAST])
+    assert_one_line_error(result, "--target aoti compiles the PyTorch INT8 program with AOTInductor; use it with --int8 --backend torch")
+    assert not (tmp_path / "o").exists()

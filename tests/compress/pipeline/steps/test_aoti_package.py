@@ -1,7 +1,7 @@
 """`compress MODEL --int8 --backend torch --target aoti` end to end: the INT8 program compiled with
 AOTInductor for this CPU, checked against the program, measured as its own row, listed in the
 manifest; then measured again by `compress bench run`, packed, verified and loaded from the bundle
-(opt-in, since it is compiled code). And the flag refused where there is no PyTorch INT8 program."""
+(opt-in, since it is compiled code)."""
 
 from __future__ import annotations
 
@@ -170,9 +170,3 @@ def test_the_cuda_route_requantizes_traces_and_compiles_with_the_programs_config
     state = SimpleNamespace(model=model, stage=tmp_path / "one", report={"int8": {"config": config.to_json()}})
     state.stage.mkdir()
     assert requantized_package(state, "model.int8", describes, "cpu")["compress_ops"]["compress.int8_linear_packed.default"] == 1
-
-
-def test_cli_refuses_target_aoti_without_the_pytorch_int8_program(tiny_bert, tmp_path):
-    result = CliRunner().invoke(main, [str(tiny_bert), "--int8", "--target", "aoti", "--out", str(tmp_path / "o"), *FAST])
-    assert result.exit_code == 1 and "--target aoti compiles the PyTorch INT8 program" in result.stderr
-    assert not (tmp_path / "o").exists()
