@@ -48,7 +48,8 @@ def base_backend(reference: Artifact) -> str:
 @dataclass(frozen=True)
 class SuiteOptions:
     backends: tuple[str, ...] = ALL_BACKENDS
-    explicit_backends: bool = False  # the user named them: one that cannot run makes the run exit non-zero
+    # what the user asked for (bench.backends.registry.parse_backends): a group none of whose backends can run makes the run exit non-zero
+    explicit_backends: tuple[tuple[str, ...], ...] = ()
     batch_sizes: tuple[int, ...] = (1, 16)
     seq_len: int = 128
     threads: int = 2
@@ -81,7 +82,7 @@ def run_suite(paths: list[Path], options: SuiteOptions, progress: Progress | Non
     _unique_names(jobs)
     env = environment.capture(options.threads)
     reasons = {b: unavailable_reason(b) for b in options.backends}
-    impossible = [f"{b}: {r}" for b, r in reasons.items() if r and options.explicit_backends]
+    impossible = [f"{b}: {reasons[b]}" for group in options.explicit_backends if all(reasons.get(m) for m in group) for b in group]
     if impossible and all(reasons.values()):
         raise BenchError(f"none of the backends asked for can run here ({'; '.join(impossible)})")
     out = SuiteResult({}, impossible)

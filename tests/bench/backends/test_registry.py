@@ -6,9 +6,9 @@ from compress.core.errors import BenchError
 
 
 def test_parse_backends_expands_families_and_keeps_suite_order():
-    chosen, explicit = parse_backends("ort,torch-cpu-fp32")
-    assert explicit and chosen == ("torch-cpu-fp32", *FAMILIES["ort"])
-    assert parse_backends(None) == (ALL_BACKENDS, False)
+    chosen, groups = parse_backends("ort,torch-cpu-fp32")
+    assert chosen == ("torch-cpu-fp32", *FAMILIES["ort"]) and groups == (FAMILIES["ort"], ("torch-cpu-fp32",))
+    assert parse_backends(None) == (ALL_BACKENDS, ())
 
 
 def test_parse_backends_rejects_unknown_and_empty_lists():

@@ -71,8 +71,8 @@ def test_bench_run_measures_the_package_on_its_own_backend(aoti_run, tmp_path):
     result = CliRunner().invoke(main, ["bench", "run", str(out), "--backends", "kernels,aoti", "--no-peers", "--batch", "1",
                                        "--samples", "8", "--seq-len", "16", "--min-seconds", "0.05", "--quiet",
                                        "--json", str(tmp_path / "b.json")], catch_exceptions=False)
-    # the aoti family names torch-aoti-cuda too: where it cannot run, the run says so and exits 1 after measuring the rest
-    assert result.exit_code == (0 if torch.cuda.is_available() else 1), result.output + result.stderr
+    # the aoti family names torch-aoti-cuda too: one member running is enough; the other is listed with its reason
+    assert result.exit_code == 0, result.output + result.stderr
     job = json.loads((tmp_path / "b.json").read_text())["runs"][0]["jobs"][0]
     rows = {(r["artifact"], r["backend"]): r for r in job["results"]}
     package = report["aoti"]["cpu"]["file"]
