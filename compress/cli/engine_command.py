@@ -31,12 +31,18 @@ def build_engine_command(model_path, aoti, device, shapes, out_dir, timing_cache
     def go():
         if aoti:
             trt_only = {"--shapes": shapes is not None, "--timing-cache": timing_cache is not None, "--workspace": workspace_mib is not None,
-                        "--version-compatible": version_compatible, "--hardware-compat": hardware_compat != "none"}
+                        "--version-compatible": version_compatible, "--hardware-compat": hardware_compat != "none",
+                        "--opt-level": given_on_command_line("opt_level")}
             _build_aoti(model_path, device, out_dir, force, [flag for flag, given in trt_only.items() if given])
         else:
             _build_tensorrt(model_path, shapes, out_dir, timing_cache, opt_level, workspace_mib, version_compatible, hardware_compat, force)
 
     guarded(debug, go)
+
+
+def given_on_command_line(parameter: str) -> bool:
+    """Whether the user gave ``parameter`` (not its default): a TensorRT option given with --aoti is refused, not ignored."""
+    return click.get_current_context().get_parameter_source(parameter) == click.core.ParameterSource.COMMANDLINE
 
 
 def _build_tensorrt(onnx_path, shapes, out_dir, timing_cache, opt_level, workspace_mib, version_compatible, hardware_compat, force):

@@ -82,6 +82,8 @@ def test_tensorrt_options_with_aoti_are_refused(int8_program, tmp_path):
     path, _ = int8_program
     assert_one_line_error(invoke(["build-engine", "--aoti", path, "--shapes", "batch=1:8:32", "--out", tmp_path]),
                           "--shapes configures TensorRT engines; drop it with --aoti")
+    assert_one_line_error(invoke(["build-engine", "--aoti", path, "--opt-level", "5", "--out", tmp_path]),
+                          "--opt-level configures TensorRT engines; drop it with --aoti")
     assert list(tmp_path.iterdir()) == []
 
 
