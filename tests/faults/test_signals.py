@@ -23,7 +23,7 @@ def test_a_signal_mid_run_leaves_nothing_and_says_so(digits_files, tmp_path, sig
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "compress", str(source), "--input", DIGITS_SPEC, "--out", str(out),
                              "--calib", str(digits_files["calib"]), "--batch", "1", "--threads", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_as_in_a_terminal)
     lines = []
     deadline = time.monotonic() + 300
     for line in proc.stderr:  # progress lines: wait for the moment, then signal
@@ -44,10 +44,17 @@ def test_a_signal_mid_run_leaves_nothing_and_says_so(digits_files, tmp_path, sig
     assert hashlib.sha256(source.read_bytes()).hexdigest() == before
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """Ctrl-C as a terminal delivers it. A test runner started in the background by a non-interactive
+    shell passes SIGINT down ignored, and Python (rightly) keeps an inherited SIG_IGN."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _run_until(args: list[str], moment: str, sig, delay: float = 0.0) -> tuple[int, str]:
     """Start ``compress ARGS``, send ``sig`` ``delay`` seconds after a stderr line holds ``moment``;
     (exit code, stderr)."""
-    proc = subprocess.Popen([sys.executable, "-m", "compress", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "compress", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_as_in_a_terminal)
     seen = []
     for line in proc.stderr:
         seen.append(line)
