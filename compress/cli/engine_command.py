@@ -70,7 +70,11 @@ def _build_tensorrt(onnx_path, shapes, out_dir, timing_cache, opt_level, workspa
 def _build_aoti(program_path: Path, device: str, out_dir: Path | None, force: bool, trt_only: list[str]):
     from compress.core.errors import InputError
     from compress.load.loaders import load_model, uses_compress_ops
-    from export.aoti.package import build_aoti_package, existing_package_refusal
+    from export.aoti.package import (
+        build_aoti_package,
+        describe_inputs,
+        existing_package_refusal,
+    )
     from export.onnx.parity import parity_inputs
 
     if trt_only:
@@ -90,7 +94,7 @@ def _build_aoti(program_path: Path, device: str, out_dir: Path | None, force: bo
         raise InputError(refusal)
     out.mkdir(parents=True, exist_ok=True)
     examples = [program.torch_args(arrays) for arrays in parity_inputs(program)]
-    describes = {"inputs": [s.to_json() for s in program.inputs], "task": program.task, "output_names": list(program.output_names)}
+    describes = describe_inputs(program)
     click.echo(f"compiling {program_path.name} with AOTInductor for {device} (minutes on a small CPU)...", err=True)
     meta = build_aoti_package(program_path, out, device, examples, describes=describes)
     click.echo(f"wrote {out / meta['file']} (+ .json) for {meta['device_tag']}, torch {meta['torch_version']}: max difference "

@@ -98,6 +98,12 @@ def compile_aoti_package(program: torch.export.ExportedProgram, stem: str, sourc
     return meta
 
 
+def describe_inputs(model: Model) -> dict:
+    """What a package's sidecar records of the model it runs (input specs, task, output names), the
+    inverse of ``load_aoti_model``: a package can then be measured and served on its own."""
+    return {"inputs": [s.to_json() for s in model.inputs], "task": model.task, "output_names": list(model.output_names)}
+
+
 def compress_ops_in(program: torch.export.ExportedProgram) -> dict[str, int]:
     """How many times the program's graph calls each torch.ops.compress overload."""
     calls = Counter(str(node.target) for node in program.graph.nodes

@@ -21,6 +21,7 @@ from export.aoti.package import (
     AotiModule,
     build_aoti_package,
     compile_aoti_package,
+    describe_inputs,
     load_aoti_package,
 )
 from export.onnx.parity import parity_inputs
@@ -31,7 +32,7 @@ from export.pt2.program import trace_program
 def aoti_package_step(config: AotiPackageConfig, state: RunState) -> None:
     program_path = state.files["pt2-int8"]
     program = load_model(program_path, None, task=state.model.task)
-    describes = {"inputs": [s.to_json() for s in program.inputs], "task": program.task, "output_names": list(program.output_names)}
+    describes = describe_inputs(program)
     with state.progress.step(f"Compiling the INT8 program with AOTInductor for {config.device} (minutes on a small CPU)"):
         if config.device == "cpu":
             examples = [program.torch_args(arrays) for arrays in parity_inputs(state.model)]

@@ -148,10 +148,10 @@ def test_the_cuda_route_requantizes_traces_and_compiles_with_the_programs_config
     from compress.load.loaders import load_model
     from compress.passes.int8_kernels import Int8DynamicConfig
     from compress.pipeline.steps.aoti_package import requantized_package
-    from export.aoti.package import load_aoti_model
+    from export.aoti.package import describe_inputs, load_aoti_model
 
     model = load_model(tiny_bert)
-    describes = {"inputs": [s.to_json() for s in model.inputs], "task": model.task, "output_names": list(model.output_names)}
+    describes = describe_inputs(model)
     state = SimpleNamespace(model=model, stage=tmp_path / "all", report={"int8": {"config": Int8DynamicConfig().to_json()}})
     state.stage.mkdir()
     meta = requantized_package(state, "model.int8", describes, "cpu")
